@@ -1,0 +1,9 @@
+"""`screener` commands: backfill (issue 4)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the root app."""

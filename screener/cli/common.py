@@ -1,0 +1,96 @@
+"""What every CLI command shares: settings, operator identity, engine, and one-line errors."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import wraps
+from typing import Any, ParamSpec, TypeVar
+
+import typer
+from sqlalchemy.engine import Engine
+
+from screener.db import check_schema, make_engine
+from screener.settings import Settings, load_settings
+from screener_base.errors import ConfigError, ScreenerError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass
+class CliState:
+    config_path: str | None = None
+    operator: str | None = None
+    _settings: Settings | None = None
+    _engine: Engine | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.config_path)
+        return self._settings
+
+    def engine(self, *, check: bool = True) -> Engine:
+        if self._engine is None:
+            db = self.settings.database
+            self._engine = make_engine(
+                db.url, pool_timeout_s=db.pool_timeout_s, statement_timeout_s=db.statement_timeout_s
+            )
+            if check:
+                check_schema(self._engine)
+        return self._engine
+
+    def operator_id(self) -> str:
+        """--operator, else SCREENER_OPERATOR, else the OS user; recorded on every action."""
+        for candidate in (self.operator, os.environ.get("SCREENER_OPERATOR")):
+            if candidate and candidate.strip():
+                return candidate.strip()
+        try:
+            return getpass.getuser()
+        except (KeyError, OSError) as exc:
+            raise ConfigError("cannot tell who the operator is", "pass --operator or set SCREENER_OPERATOR") from exc
+
+
+STATE = CliState()
+
+
+def state() -> CliState:
+    return STATE
+
+
+def fail(message: str, code: int = 2) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Turn the project's errors into one line on stderr and a non-zero exit; nothing else is swallowed."""
+
+    @wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except ScreenerError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(exc.exit_code) from None
+
+    return wrapper
+
+
+@contextmanager
+def quiet_broken_pipe() -> Iterator[None]:
+    try:
+        yield
+    except BrokenPipeError:
+        sys.stderr.close()
+
+
+def echo_json(data: Any) -> None:
+    import json
+
+    typer.echo(json.dumps(data, indent=2, sort_keys=True, default=str))

@@ -1,0 +1,9 @@
+"""`screener` commands: lists refresh/status/diff/check (issue 3)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the root app."""

@@ -1,0 +1,152 @@
+"""Engine, sessions, exact integer amounts, and schema upgrades (Alembic).
+
+SQLite is the embedded default (WAL, foreign keys, busy timeout); PostgreSQL is the production store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Dialect, Engine
+from sqlmodel import Session
+
+from screener_base.errors import StorageError
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# Wide enough for any uint256 (78 decimal digits).
+AMOUNT_DIGITS = 78
+
+
+class Amount(sa.types.TypeDecorator[int]):
+    """A non-negative or negative Python int stored exactly.
+
+    PostgreSQL: NUMERIC(78,0). SQLite: its NUMERIC affinity turns big values into lossy REALs, so the
+    value is kept as a decimal string; nothing in SQL may compare or sum these on SQLite (do it in Python).
+    """
+
+    impl = sa.types.String(AMOUNT_DIGITS + 1)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(sa.Numeric(AMOUNT_DIGITS, 0))
+        return dialect.type_descriptor(sa.String(AMOUNT_DIGITS + 1))
+
+    def process_bind_param(self, value: int | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"amounts must be int base units, got {type(value).__name__}")
+        return value if dialect.name == "postgresql" else str(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> int | None:
+        if value is None:
+            return None
+        return int(value)
+
+
+def normalise_url(url: str) -> str:
+    # psycopg 3 is the only PostgreSQL driver we ship.
+    if url.startswith("postgresql://"):
+        return "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url
+
+
+def make_engine(url: str, *, pool_timeout_s: float = 10.0, statement_timeout_s: float = 30.0) -> Engine:
+    url = normalise_url(url)
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"timeout": pool_timeout_s, "check_same_thread": False})
+        _configure_sqlite(engine, busy_timeout_ms=int(pool_timeout_s * 1000))
+        return engine
+    return sa.create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_timeout=pool_timeout_s,
+        connect_args={
+            "connect_timeout": max(1, int(pool_timeout_s)),
+            "options": f"-c statement_timeout={int(statement_timeout_s * 1000)}",
+        },
+    )
+
+
+def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy own transactions: pysqlite's implicit BEGIN would defer locking.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        # IMMEDIATE takes the write lock up front, so two writers serialise instead of deadlocking.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+@contextmanager
+def session_scope(engine: Engine) -> Iterator[Session]:
+    """One transaction: commit on success, roll back on any exception."""
+    session = Session(engine, expire_on_commit=False)
+    try:
+        with session.begin():
+            yield session
+    finally:
+        session.close()
+
+
+def is_postgres(engine: Engine) -> bool:
+    return engine.dialect.name == "postgresql"
+
+
+def _alembic_config(engine: Engine) -> Any:
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Create or upgrade the schema to ``revision``."""
+    from alembic import command
+
+    command.upgrade(_alembic_config(engine), revision)
+
+
+def schema_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def head_revision() -> str | None:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(_alembic_config(sa.create_engine("sqlite://"))).get_current_head()
+
+
+def check_schema(engine: Engine) -> None:
+    """Raise StorageError unless the database is reachable and at the newest schema revision."""
+    try:
+        current = schema_revision(engine)
+    except sa.exc.OperationalError as exc:
+        raise StorageError(
+            f"cannot connect to the database: {exc.orig}", "check database.url and that the server runs"
+        ) from exc
+    head = head_revision()
+    if current != head:
+        raise StorageError(
+            f"database schema is at revision {current or 'none'}, this version needs {head}",
+            "run `screener db upgrade`",
+        )

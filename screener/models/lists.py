@@ -1,0 +1,1 @@
+"""Tables of the lists area (see screener/models/__init__.py)."""

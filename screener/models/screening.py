@@ -1,0 +1,1 @@
+"""Tables of the screening area (see screener/models/__init__.py)."""

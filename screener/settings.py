@@ -1,0 +1,174 @@
+"""Settings: a TOML file plus SCREENER_* environment overrides, validated with clear errors.
+
+Precedence (highest first): explicit overrides passed by code, SCREENER_* environment variables
+(nested keys joined by ``__``, e.g. ``SCREENER_DATABASE__URL``), the TOML file, the defaults below.
+The file is ``--config``, else ``$SCREENER_CONFIG``, else ``./screener.toml`` when it exists; with none,
+the embedded defaults run (SQLite file, bundled sanctions snapshot, local devnet).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from screener_base.errors import ConfigError
+
+DEFAULT_CONFIG_PATH = Path("screener.toml")
+OFAC_SDN_ADVANCED_URL = "https://sanctionslistservice.ofac.treas.gov/api/PublicationPreview/exports/SDN_ADVANCED.XML"
+
+
+class _Section(BaseModel):
+    # A typo in a key must be an error, not a silently ignored setting.
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatabaseSettings(_Section):
+    url: str = "sqlite:///screener.db"
+    pool_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    statement_timeout_s: float = Field(default=30.0, gt=0, le=3600)
+
+    @field_validator("url")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        if not value.startswith(("sqlite://", "postgresql://", "postgresql+psycopg://")):
+            raise ValueError("must start with sqlite:// or postgresql:// (e.g. postgresql://user@host/db)")
+        return value
+
+
+class ReviewSettings(_Section):
+    sla_h: float = Field(default=24.0, gt=0, le=24 * 30)
+    # Whole tokens (not base units) so one threshold fits 6- and 18-decimal tokens alike.
+    four_eyes_above_units: int = Field(default=10_000, ge=0)
+
+
+class ListSettings(_Section):
+    source_url: str = OFAC_SDN_ADVANCED_URL
+    refresh_cron: str = "17 */6 * * *"
+    max_list_age_h: float = Field(default=72.0, gt=0, le=24 * 365)
+    max_drop_fraction: float = Field(default=0.2, ge=0, le=1)
+    download_timeout_s: float = Field(default=60.0, gt=0, le=600)
+    max_download_bytes: int = Field(default=300 * 1024 * 1024, gt=0)
+    max_attempts: int = Field(default=4, ge=1, le=20)
+    rescreen_lookback_days: int = Field(default=180, ge=0, le=3650)
+
+
+class ScreeningSettings(_Section):
+    allowlist: list[str] = Field(default_factory=list)
+    mixer_lookback_days: int = Field(default=180, ge=0, le=3650)
+    blacklist_lookback_days: int = Field(default=180, ge=0, le=3650)
+    two_hop_enabled: bool = False
+    two_hop_min_units: int = Field(default=10_000, ge=0)
+    two_hop_rpc_budget: int = Field(default=20, ge=1, le=1000)
+
+
+class ChainSettings(_Section):
+    """Per-chain overrides; anything unset falls back to the registry default for that chain."""
+
+    enabled: bool = True
+    rpc_urls: list[str] = Field(default_factory=list)
+    chain_id: int | None = Field(default=None, gt=0)
+    confirmations: int | None = Field(default=None, ge=0, le=10_000)
+    finality_tag: Literal["finalized", "safe", "latest"] | None = None
+    poll_interval_s: float | None = Field(default=None, gt=0, le=3600)
+    max_block_range: int | None = Field(default=None, ge=1, le=1_000_000)
+    start_block: int | None = Field(default=None, ge=0)
+    request_timeout_s: float | None = Field(default=None, gt=0, le=300)
+    # symbol -> contract address; replaces the registry's contract for that symbol on this chain.
+    tokens: dict[str, str] = Field(default_factory=dict)
+
+
+class DaemonSettings(_Section):
+    worker_id: str | None = None
+    lease_ttl_s: float = Field(default=30.0, gt=0, le=3600)
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=9464, ge=0, le=65535)
+    metrics_interval_s: float = Field(default=15.0, gt=0, le=3600)
+    index_scan_interval_s: float = Field(default=60.0, gt=0, le=86400)
+    sla_check_interval_s: float = Field(default=300.0, gt=0, le=86400)
+    jitter_s: float = Field(default=1.0, ge=0, le=600)
+    max_tick_s: float = Field(default=120.0, gt=0, le=3600)
+
+
+class AlertSettings(_Section):
+    webhook_urls: list[str] = Field(default_factory=list)
+    slack_format: bool = False
+    timeout_s: float = Field(default=5.0, gt=0, le=120)
+    max_attempts: int = Field(default=8, ge=1, le=100)
+
+
+class LoggingSettings(_Section):
+    json_format: bool = False
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SCREENER_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    review: ReviewSettings = Field(default_factory=ReviewSettings)
+    lists: ListSettings = Field(default_factory=ListSettings)
+    screening: ScreeningSettings = Field(default_factory=ScreeningSettings)
+    chains: dict[str, ChainSettings] = Field(default_factory=dict)
+    daemon: DaemonSettings = Field(default_factory=DaemonSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The TOML file arrives through init_settings (see load_settings) so env wins over file.
+        return (env_settings, init_settings)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file {path} does not exist", "pass an existing file with --config") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}", "fix the syntax") from exc
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc}", "check its permissions") from exc
+
+
+def _format_validation_error(exc: ValidationError, source: str) -> str:
+    parts = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(root)"
+        parts.append(f"{key}: {err['msg']}")
+    return f"invalid configuration in {source}: " + "; ".join(parts)
+
+
+def resolve_config_path(explicit: str | Path | None) -> Path | None:
+    if explicit:
+        return Path(explicit)
+    env_path = os.environ.get("SCREENER_CONFIG")
+    if env_path:
+        return Path(env_path)
+    return DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.exists() else None
+
+
+def load_settings(config_path: str | Path | None = None, **overrides: Any) -> Settings:
+    """Load and validate settings; raise ConfigError naming the key and the problem."""
+    path = resolve_config_path(config_path)
+    data: dict[str, Any] = _read_toml(path) if path else {}
+    data.update(overrides)
+    source = str(path) if path else "defaults/environment"
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc, source), "correct the key named above") from exc

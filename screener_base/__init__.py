@@ -1,0 +1,1 @@
+"""Pieces every package shares: the exception root and the clock. No I/O, no side effects."""

@@ -29,7 +29,7 @@ lint: setup
 	$(BIN)/mypy screener chains sanctions_lists screener_base
 
 test: lint
-	$(BIN)/pytest -q $(PYTEST_ARGS)
+	$(BIN)/pytest -q -m "not slow" $(PYTEST_ARGS)
 
 # The long versions of the crash/fault suites (more kills, more faults); not run in CI.
 test-long: setup

@@ -70,7 +70,9 @@ class Verdict:
     def summary(self) -> str:
         if not self.findings:
             return "clean"
-        return "; ".join(f"{f.rule_id} ({f.party}): {f.detail or f.matched_address or ''}".strip() for f in self.findings)
+        return "; ".join(
+            f"{f.rule_id} ({f.party}): {f.detail or f.matched_address or ''}".strip() for f in self.findings
+        )
 
     def findings_json(self) -> list[dict[str, Any]]:
         return [f.to_json() for f in self.findings]

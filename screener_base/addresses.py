@@ -18,7 +18,9 @@ from screener_base.errors import AddressError
 
 _EVM_RE = re.compile(r"^0x[0-9a-fA-F]{40}$")
 _TRON_RE = re.compile(r"^T[1-9A-HJ-NP-Za-km-z]{33}$")
-_BTC_LIKE_RE = re.compile(r"^([13][1-9A-HJ-NP-Za-km-z]{25,34}|(bc1|ltc1|tb1)[0-9a-z]{8,87}|[LMX][1-9A-HJ-NP-Za-km-z]{25,34})$")
+_BTC_LIKE_RE = re.compile(
+    r"^([13][1-9A-HJ-NP-Za-km-z]{25,34}|(bc1|ltc1|tb1)[0-9a-z]{8,87}|[LMX][1-9A-HJ-NP-Za-km-z]{25,34})$"
+)
 TRON_VERSION_BYTE = 0x41
 
 

@@ -16,9 +16,18 @@ from tests.support.anvil import Anvil
 
 def _deposit(amount: int, log_index: int = 0) -> Deposit:
     return Deposit(
-        chain="bsc", tx_hash="0x" + "ab" * 32, log_index=log_index, block_number=1, block_hash="0x" + "cd" * 32,
-        token_symbol="USDT", token_contract="0x55d398326f99059ff775485246999027b3197955", decimals=18,
-        amount_raw=amount, from_address="0x" + "11" * 20, to_address="0x" + "22" * 20, account="acct-1",
+        chain="bsc",
+        tx_hash="0x" + "ab" * 32,
+        log_index=log_index,
+        block_number=1,
+        block_hash="0x" + "cd" * 32,
+        token_symbol="USDT",
+        token_contract="0x55d398326f99059ff775485246999027b3197955",
+        decimals=18,
+        amount_raw=amount,
+        from_address="0x" + "11" * 20,
+        to_address="0x" + "22" * 20,
+        account="acct-1",
         observed_at=datetime.now(UTC),
     )
 

@@ -22,7 +22,9 @@ app = typer.Typer(
 @app.callback()
 def _root(
     config: str | None = typer.Option(None, "--config", "-c", help="TOML config file (default: ./screener.toml)"),
-    operator: str | None = typer.Option(None, "--operator", help="who is acting (default: $SCREENER_OPERATOR or OS user)"),
+    operator: str | None = typer.Option(
+        None, "--operator", help="who is acting (default: $SCREENER_OPERATOR or OS user)"
+    ),
 ) -> None:
     STATE.config_path = config
     STATE.operator = operator

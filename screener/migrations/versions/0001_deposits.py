@@ -3,6 +3,7 @@
 Revision ID: 0001_deposits
 Revises:
 """
+
 import sqlalchemy as sa
 from alembic import op
 

@@ -3,6 +3,7 @@
 Revision ID: 0002_ledger
 Revises: 0001_deposits
 """
+
 import sqlalchemy as sa  # noqa: F401
 from alembic import op  # noqa: F401
 

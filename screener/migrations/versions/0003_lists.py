@@ -3,6 +3,7 @@
 Revision ID: 0003_lists
 Revises: 0002_ledger
 """
+
 import sqlalchemy as sa  # noqa: F401
 from alembic import op  # noqa: F401
 

@@ -3,6 +3,7 @@
 Revision ID: 0004_chain
 Revises: 0003_lists
 """
+
 import sqlalchemy as sa  # noqa: F401
 from alembic import op  # noqa: F401
 

@@ -3,6 +3,7 @@
 Revision ID: 0005_screening
 Revises: 0004_chain
 """
+
 import sqlalchemy as sa  # noqa: F401
 from alembic import op  # noqa: F401
 

@@ -3,6 +3,7 @@
 Revision ID: 0006_daemon
 Revises: 0005_screening
 """
+
 import sqlalchemy as sa  # noqa: F401
 from alembic import op  # noqa: F401
 

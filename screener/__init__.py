@@ -1,0 +1,1 @@
+"""The deposit screening application (see docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""Local devnet tooling shared by `screener demo` and the tests: anvil process, test contracts."""

@@ -49,11 +49,14 @@ class ReviewSettings(_Section):
 class ListSettings(_Section):
     source_url: str = OFAC_SDN_ADVANCED_URL
     refresh_cron: str = "17 */6 * * *"
-    max_list_age_h: float = Field(default=72.0, gt=0, le=24 * 365)
+    # Up to 10 years so the offline demo can explicitly accept the bundled snapshot's age.
+    max_list_age_h: float = Field(default=72.0, gt=0, le=24 * 3650)
     max_drop_fraction: float = Field(default=0.2, ge=0, le=1)
     download_timeout_s: float = Field(default=60.0, gt=0, le=600)
     max_download_bytes: int = Field(default=300 * 1024 * 1024, gt=0)
     max_attempts: int = Field(default=4, ge=1, le=20)
+    # First wait between download attempts; doubles each retry, capped at 30x.
+    retry_wait_s: float = Field(default=2.0, ge=0, le=300)
     rescreen_lookback_days: int = Field(default=180, ge=0, le=3650)
 
 
@@ -64,6 +67,12 @@ class ScreeningSettings(_Section):
     two_hop_enabled: bool = False
     two_hop_min_units: int = Field(default=10_000, ge=0)
     two_hop_rpc_budget: int = Field(default=20, ge=1, le=1000)
+    # How far back the sender's own USDT/USDC funding is searched for two-hop exposure.
+    two_hop_lookback_days: int = Field(default=3, ge=0, le=365)
+    # Direct deposits from a non-sanctioned privacy protocol (e.g. Railgun): hold, or only note it.
+    privacy_protocols_hold: bool = False
+    # Block ranges one mixer/blacklist index scan may fetch per chain before it yields (bounded loop).
+    index_max_ranges_per_scan: int = Field(default=50, ge=1, le=100_000)
 
 
 class ChainSettings(_Section):
@@ -80,6 +89,8 @@ class ChainSettings(_Section):
     request_timeout_s: float | None = Field(default=None, gt=0, le=300)
     # symbol -> contract address; replaces the registry's contract for that symbol on this chain.
     tokens: dict[str, str] = Field(default_factory=dict)
+    # Extra mixer pool contracts (Tornado Withdrawal layout) on this chain, e.g. one deployed on a devnet.
+    mixer_pools: list[str] = Field(default_factory=list)
 
 
 class DaemonSettings(_Section):

@@ -110,6 +110,9 @@ class AlertSettings(_Section):
     slack_format: bool = False
     timeout_s: float = Field(default=5.0, gt=0, le=120)
     max_attempts: int = Field(default=8, ge=1, le=100)
+    deliver_interval_s: float = Field(default=10.0, gt=0, le=3600)
+    # A chain whose safe head has not moved for this long raises a "chain halted" alert.
+    chain_halt_after_s: float = Field(default=900.0, gt=0, le=7 * 86400)
 
 
 class LoggingSettings(_Section):

@@ -48,6 +48,7 @@ class AlertState:
     PENDING = "pending"
     DELIVERED = "delivered"
     DEAD = "dead"  # max_attempts used up; shown by `screener status` and the metrics
+    LOGGED = "logged"  # no webhook configured: written to the log instead
 
 
 class AlertOutbox(SQLModel, table=True):

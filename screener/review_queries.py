@@ -13,7 +13,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from screener import audit, ledger
-from screener.ledger_rules import TransferSpec
+from screener.ledger_rules import TransferSpec, asset_code
 from screener.models.deposits import Deposit
 from screener.models.ledger import AuditEvent, Hold, HoldState, LedgerAccount, ReviewFlag
 from screener.review_rules import flag_label, format_units, hold_label, is_overdue
@@ -129,14 +129,27 @@ def flag_record(flag: ReviewFlag, deposit: Deposit | None) -> dict[str, Any]:
     }
 
 
-def account_record(account: LedgerAccount) -> dict[str, Any]:
+def asset_decimals(session: Session) -> dict[str, int]:
+    """asset -> decimals, learnt from the deposits (accounts store base units only)."""
+    stmt = select(Deposit.token_symbol, Deposit.chain, Deposit.decimals).distinct()
+    return {asset_code(symbol, chain): decimals for symbol, chain, decimals in session.exec(stmt)}
+
+
+def account_record(account: LedgerAccount, decimals: int | None) -> dict[str, Any]:
     bal = ledger.balance_of(account)
+
+    def units(value: int) -> str:
+        return format_units(value, decimals) if decimals is not None else "?"
+
     return {
         "account": account.name,
         "asset": account.asset,
         "normal": account.normal,
+        "decimals": decimals,
         "posted": str(bal.posted),
+        "posted_units": units(bal.posted),
         "pending_credits": str(account.credits_pending),
+        "pending_credits_units": units(account.credits_pending),
         "pending_debits": str(account.debits_pending),
         "debits_posted": str(account.debits_posted),
         "credits_posted": str(account.credits_posted),

@@ -1,9 +1,316 @@
-"""`screener` commands: holds list/show/release/approve/reject/note/export and balances (issue 2)."""
+"""`screener holds ...`, `screener flags ...` and `screener balances`: finance staff's review commands.
+
+Thin: validate the input, open one transaction, call screener.review, print. Every refusal is a one-line
+`error: ...` and rolls the transaction back, so a bad command changes nothing. Service modules are imported
+inside the commands to keep the CLI's start-up fast.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
+
+from screener.cli.common import echo_json, handle_errors, quiet_broken_pipe, state
+from screener_base.errors import ReviewError
+
+holds_app = typer.Typer(help="Deposits on hold: list, inspect, release, approve, reject, note, export.")
+flags_app = typer.Typer(help="Review flags on deposits already credited.")
+
+ID_HELP = "hold id as shown by `holds list`, e.g. H-42 or 42"
+
+
+def _hold_id(text: str | None) -> int:
+    from screener.review_rules import parse_hold_id
+
+    if not (text or "").strip():
+        raise ReviewError("hold id is missing", "pass it, e.g. `screener holds show H-42`")
+    return parse_hold_id(text or "")
+
+
+def _now() -> Any:
+    from screener_base.clock import utc_now
+
+    return utc_now()
+
+
+def _session() -> Any:
+    from screener.db import session_scope
+
+    return session_scope(state().engine())
+
+
+@holds_app.command("list")
+@handle_errors
+def list_cmd(
+    hold_state: str = typer.Option("open", "--state", help="open|awaiting_approval|released|rejected|all"),
+    overdue: bool = typer.Option(False, "--overdue", help="only unresolved holds past their SLA"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+) -> None:
+    """Holds in one state (default: open), oldest first."""
+    from screener.holds_export import table
+    from screener.review_queries import hold_record, list_holds
+
+    now = _now()
+    with _session() as s:
+        records = [hold_record(h, d, now) for h, d in list_holds(s, hold_state.strip(), now, overdue)]
+    with quiet_broken_pipe():
+        if as_json:
+            echo_json(records)
+            return
+        if not records:
+            typer.echo(f"no {hold_state} holds" + (" past their SLA" if overdue else ""))
+            return
+        headers = ["ID", "STATE", "VERDICT", "AMOUNT", "TOKEN", "CHAIN", "ACCOUNT", "OPENED", "DUE", "REASON"]
+        rows = [
+            [
+                r["id"],
+                r["state"],
+                r["verdict"],
+                r["amount"],
+                r["token"],
+                r["chain"],
+                r["account"],
+                r["opened_at"][:16],
+                r["due_at"][:16] + (" OVERDUE" if r["overdue"] else ""),
+                r["reason"],
+            ]
+            for r in records
+        ]
+        typer.echo(table(headers, rows))
+
+
+@holds_app.command("show")
+@handle_errors
+def show_cmd(
+    hold: str | None = typer.Argument(None, help=ID_HELP),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+) -> None:
+    """One hold: the deposit, why it is held (findings), its ledger entries and its history."""
+    from screener.review_queries import hold_detail
+
+    hold_id = _hold_id(hold)
+    with _session() as s:
+        record = hold_detail(s, hold_id).record(_now())
+    with quiet_broken_pipe():
+        if as_json:
+            echo_json(record)
+        else:
+            typer.echo(_render_detail(record))
+
+
+def _render_detail(r: dict[str, Any]) -> str:
+    lines = [
+        f"{r['id']}  {r['state']}  verdict {r['verdict']}" + ("  OVERDUE" if r["overdue"] else ""),
+        f"  deposit   {r['amount']} {r['token']} on {r['chain']} to account {r['account']} (raw {r['amount_raw']})",
+        f"  tx        {r['tx_hash']} log {r['log_index']} block {r['block_number']}",
+        f"  from      {r['from_address']}   initiator {r['initiator'] or 'UNKNOWN'}",
+        f"  opened    {r['opened_at']}   due {r['due_at']}   list version {r['list_version_id']}",
+        f"  reason    {r['reason']}",
+        "findings:",
+    ]
+    for f in r["findings"] or [{"rule_id": "(none)"}]:
+        extra = " ".join(
+            f"{k}={f[k]}" for k in ("matched_address", "entity", "programs", "evidence_tx", "hop_path") if f.get(k)
+        )
+        lines.append(f"  - {f['rule_id']} [{f.get('severity', '')}] party={f.get('party', '')} {extra}".rstrip())
+        if f.get("detail"):
+            lines.append(f"      {f['detail']}")
+    lines.append("ledger:")
+    for t in r["ledger"]:
+        lines.append(
+            f"  {t['step']:<12} {t['flags']:<13} {t['debit']} -> {t['credit']}  {t['amount_units']}  {t['id']}"
+        )
+    lines.append("history:")
+    for e in r["history"]:
+        p = e["payload"]
+        said = p.get("reason") or p.get("text") or ""
+        lines.append(f"  #{e['seq']} {e['at'][:19]} {e['kind']:<22} by {e['actor']}" + (f": {said}" if said else ""))
+    return "\n".join(lines)
+
+
+@holds_app.command("release")
+@handle_errors
+def release_cmd(
+    hold: str | None = typer.Argument(None, help=ID_HELP),
+    reason: str | None = typer.Option(None, "--reason", help="why it may be credited (kept in the audit trail)"),
+) -> None:
+    """Release a hold. BLOCK verdicts and large amounts then wait for `holds approve` by another operator."""
+    from screener import review
+    from screener.review_rules import hold_label, require_text
+
+    hold_id, why = _hold_id(hold), require_text(reason, "--reason")
+    operator = state().operator_id()
+    with _session() as s:
+        h = review.release_hold(s, hold_id, why, operator, state().settings, _now())
+        label, new_state = hold_label(h.id), h.state
+    if new_state == "released":
+        typer.echo(f"{label} released by {operator}; the deposit is credited")
+    else:
+        typer.echo(f"{label} awaits approval: another operator must run `screener holds approve {label}`")
+
+
+@holds_app.command("approve")
+@handle_errors
+def approve_cmd(
+    hold: str | None = typer.Argument(None, help=ID_HELP),
+    reason: str | None = typer.Option(None, "--reason", help="optional note from the approver"),
+) -> None:
+    """Approve a release requested by a different operator (four-eyes); the deposit is credited."""
+    from screener import review
+    from screener.review_rules import hold_label
+
+    hold_id, operator = _hold_id(hold), state().operator_id()
+    with _session() as s:
+        h = review.approve_hold(s, hold_id, operator, _now(), reason)
+        label, requester = hold_label(h.id), h.release_requested_by
+    typer.echo(f"{label} approved by {operator} (requested by {requester}); the deposit is credited")
+
+
+@holds_app.command("reject")
+@handle_errors
+def reject_cmd(
+    hold: str | None = typer.Argument(None, help=ID_HELP),
+    reason: str | None = typer.Option(None, "--reason", help="why (kept in the audit trail)"),
+    to: str | None = typer.Option(None, "--to", help="blocked (sanctions: blocked property) or return (to sender)"),
+) -> None:
+    """Reject a hold: the pending credit is voided and the funds move to `blocked` or `return_payable`."""
+    from screener import review
+    from screener.review_rules import hold_label, reject_target, require_text
+
+    hold_id, why, target = _hold_id(hold), require_text(reason, "--reason"), reject_target(to)
+    operator = state().operator_id()
+    with _session() as s:
+        h = review.reject_hold(s, hold_id, why, target, operator, _now())
+        label = hold_label(h.id)
+    typer.echo(f"{label} rejected by {operator}; funds moved to {target}")
+
+
+@holds_app.command("note")
+@handle_errors
+def note_cmd(
+    hold: str | None = typer.Argument(None, help=ID_HELP),
+    text: str | None = typer.Argument(None, help="the note (quote it)"),
+) -> None:
+    """Add a note to a hold's history (any state)."""
+    from screener import review
+    from screener.review_rules import hold_label, require_text
+
+    hold_id, note = _hold_id(hold), require_text(text, "note text")
+    operator = state().operator_id()
+    with _session() as s:
+        event = review.note_hold(s, hold_id, note, operator, _now())
+        seq = event.seq
+    typer.echo(f"note added to {hold_label(hold_id)} by {operator} (audit event {seq})")
+
+
+@holds_app.command("export")
+@handle_errors
+def export_cmd(
+    fmt: str = typer.Option("csv", "--format", help="csv or json"),
+    hold_state: str = typer.Option("all", "--state", help="open|awaiting_approval|released|rejected|all"),
+) -> None:
+    """Every hold (default: all states) as CSV or JSON on stdout, for reports and reconciliation."""
+    from screener.holds_export import check_format, render
+    from screener.review_queries import hold_record, list_holds
+
+    fmt = check_format(fmt)
+    now = _now()
+    with _session() as s:
+        records = [hold_record(h, d, now) for h, d in list_holds(s, hold_state.strip(), now)]
+    with quiet_broken_pipe():
+        typer.echo(render(records, fmt), nl=False)
+
+
+@flags_app.command("list")
+@handle_errors
+def flags_list_cmd(
+    flag_state: str = typer.Option("open", "--state", help="open|resolved|all"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+) -> None:
+    """Review flags (default: open)."""
+    from sqlmodel import select
+
+    from screener.holds_export import table
+    from screener.models.deposits import Deposit
+    from screener.review import list_flags
+    from screener.review_queries import flag_record
+
+    with _session() as s:
+        flags = list_flags(s, flag_state.strip())
+        ids = [f.deposit_id for f in flags]
+        deposits = {d.id: d for d in s.exec(select(Deposit).where(Deposit.id.in_(ids)))}  # type: ignore[union-attr]
+        records = [flag_record(f, deposits.get(f.deposit_id)) for f in flags]
+    with quiet_broken_pipe():
+        if as_json:
+            echo_json(records)
+        elif not records:
+            typer.echo(f"no {flag_state} flags")
+        else:
+            headers = ["ID", "STATE", "RULE", "AMOUNT", "TOKEN", "CHAIN", "ACCOUNT", "RAISED", "REASON"]
+            rows = [
+                [
+                    *(r["id"], r["state"], r["rule_id"], str(r["amount"]), str(r["token"]), str(r["chain"])),
+                    *(str(r["account"]), r["raised_at"][:16], r["reason"]),
+                ]
+                for r in records
+            ]
+            typer.echo(table(headers, rows))
+
+
+@flags_app.command("resolve")
+@handle_errors
+def flags_resolve_cmd(
+    flag: str | None = typer.Argument(None, help="flag id as shown by `flags list`, e.g. F-7 or 7"),
+    reason: str | None = typer.Option(None, "--reason", help="what was done (kept in the audit trail)"),
+) -> None:
+    """Resolve a review flag with a reason."""
+    from screener.review import resolve_flag
+    from screener.review_rules import flag_label, parse_flag_id, require_text
+
+    if not (flag or "").strip():
+        raise ReviewError("flag id is missing", "pass it, e.g. `screener flags resolve F-7 --reason ...`")
+    flag_id, why, operator = parse_flag_id(flag or ""), require_text(reason, "--reason"), state().operator_id()
+    with _session() as s:
+        resolve_flag(s, flag_id, why, operator, _now())
+    typer.echo(f"{flag_label(flag_id)} resolved by {operator}")
+
+
+@handle_errors
+def balances_cmd(
+    account: str | None = typer.Argument(None, help="account name (custody, blocked, return_payable, customer:X or X)"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+) -> None:
+    """Ledger balances per account and asset (posted and pending), in tokens and raw base units."""
+    from screener import ledger
+    from screener.holds_export import table
+    from screener.review_queries import account_record, asset_decimals
+
+    with _session() as s:
+        accounts = ledger.list_accounts(s, account.strip() if account else None)
+        decimals = asset_decimals(s)
+        records = [account_record(a, decimals.get(a.asset)) for a in accounts]
+    if account and not records:
+        raise ReviewError(f"no ledger account named {account!r}", "run `screener balances` to see every account")
+    with quiet_broken_pipe():
+        if as_json:
+            echo_json(records)
+        elif not records:
+            typer.echo("the ledger is empty")
+        else:
+            headers = ["ACCOUNT", "ASSET", "NORMAL", "POSTED", "PENDING IN", "POSTED RAW", "PENDING IN RAW"]
+            rows = [
+                [
+                    *(r["account"], r["asset"], r["normal"], r["posted_units"], r["pending_credits_units"]),
+                    *(r["posted"], r["pending_credits"]),
+                ]
+                for r in records
+            ]
+            typer.echo(table(headers, rows, max_width=80))
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
+    app.add_typer(holds_app, name="holds", no_args_is_help=True)
+    app.add_typer(flags_app, name="flags", no_args_is_help=True)
+    app.command("balances")(balances_cmd)

@@ -1,0 +1,431 @@
+"""Sanctions list versions in the database: the active version, staleness, refresh and diffs.
+
+Every worker screens against the version with the highest ``seq``; verdicts record its id. A refresh
+activates a new version only after the download parsed and passed the guards (not empty, not HTML, no
+drop beyond lists.max_drop_fraction); anything else keeps the active version and is recorded with its
+reason in list_refreshes. Staleness fails closed: past lists.max_list_age_h since the active version was
+last verified, screening_snapshot raises ScreeningUnavailable and callers hold deposits.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from sanctions_lists.entries import Entry
+from sanctions_lists.snapshot import Diff, Provenance, Snapshot, diff
+from screener.db import session_scope
+from screener.models.lists import ListEntry, ListRefresh, ListVersion, RefreshStatus
+from screener.settings import Settings
+from screener_base.clock import ensure_utc
+from screener_base.errors import ListError, ScreenerError, ScreeningUnavailable
+
+OnActivated = Callable[[Session, int | None, int, Diff], None]
+SNAPSHOT_CACHE_SIZE = 4
+ACTIVATION_ATTEMPTS = 3
+BUNDLE_FORMAT = "bundle"
+_cache: OrderedDict[tuple[str, int, str], Snapshot] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class RefreshResult:
+    status: str  # updated | unchanged | rejected
+    version_id: int | None  # the version in force after the attempt
+    reason: str = ""
+    added: int = 0  # entries (address under a tag) added vs the previous version
+    removed: int = 0
+    sha256: str | None = None
+    entry_count: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status in (RefreshStatus.UPDATED, RefreshStatus.UNCHANGED)
+
+    def summary_line(self) -> str:
+        sha = (self.sha256 or "")[:12]
+        if self.status == RefreshStatus.UPDATED:
+            return (
+                f"updated: list version {self.version_id} active ({self.entry_count} entries, sha256 {sha}; "
+                f"+{self.added} -{self.removed} entries)"
+            )
+        if self.status == RefreshStatus.UNCHANGED:
+            return f"unchanged: list version {self.version_id} verified (sha256 {sha})"
+        return f"rejected: {self.reason}; list version {self.version_id} stays active"
+
+
+# -- reading ---------------------------------------------------------------------------------------------------
+
+
+def active_version(session: Session, *, for_update: bool = False) -> ListVersion | None:
+    stmt = select(ListVersion).order_by(col(ListVersion.seq).desc()).limit(1)
+    if for_update:
+        stmt = stmt.with_for_update()
+    return session.exec(stmt).first()
+
+
+def get_version(session: Session, version_id: int) -> ListVersion:
+    version = session.get(ListVersion, version_id)
+    if version is None:
+        raise ListError(f"list version {version_id} does not exist", "see `screener lists status` for versions")
+    return version
+
+
+def previous_version(session: Session, version: ListVersion) -> ListVersion | None:
+    stmt = select(ListVersion).where(ListVersion.seq < version.seq).order_by(col(ListVersion.seq).desc()).limit(1)
+    return session.exec(stmt).first()
+
+
+def list_age(version: ListVersion, now: datetime) -> timedelta:
+    return ensure_utc(now) - ensure_utc(version.last_verified_at)
+
+
+def is_stale(version: ListVersion, settings: Settings, now: datetime) -> bool:
+    return list_age(version, now) > timedelta(hours=settings.lists.max_list_age_h)
+
+
+def _provenance(version: ListVersion) -> Provenance:
+    return Provenance(
+        source=version.source,
+        source_format=version.source_format,
+        sha256=version.sha256,
+        size_bytes=version.size_bytes,
+        fetched_at=ensure_utc(version.fetched_at),
+        published_at=ensure_utc(version.published_at) if version.published_at else None,
+        meta=dict(version.meta or {}),
+    )
+
+
+def load_snapshot(session: Session, version: ListVersion) -> Snapshot:
+    """The version's snapshot; parsed once per process and version (versions never change)."""
+    assert version.id is not None
+    key = (str(session.get_bind().engine.url), version.id, version.sha256)
+    with _cache_lock:
+        cached = _cache.get(key)
+        if cached is not None:
+            _cache.move_to_end(key)
+            return cached
+    t = ListEntry.__table__.c  # type: ignore[attr-defined]
+    rows = session.execute(
+        sa.select(t.address, t.tag, t.family, t.canonical, t.entity, t.programs, t.profile_id, t.note).where(
+            t.version_id == version.id
+        )
+    )
+    entries = [
+        Entry(
+            address=r[0],
+            tag=r[1],
+            family=r[2],
+            canonical=r[3],
+            entity=r[4],
+            programs=tuple(r[5] or ()),
+            profile_id=r[6],
+            note=r[7],
+        )
+        for r in rows
+    ]
+    snapshot = Snapshot(entries, _provenance(version))
+    with _cache_lock:
+        _cache[key] = snapshot
+        while len(_cache) > SNAPSHOT_CACHE_SIZE:
+            _cache.popitem(last=False)
+    return snapshot
+
+
+def screening_snapshot(session: Session, settings: Settings, now: datetime) -> tuple[int, Snapshot]:
+    """(version id, snapshot) to screen against; ScreeningUnavailable when there is none or it is stale."""
+    version = active_version(session)
+    if version is None or version.id is None:
+        raise ScreeningUnavailable(
+            "no sanctions list version is active",
+            "run `screener lists refresh` (the bundled snapshot is imported first); deposits are held until then",
+        )
+    if is_stale(version, settings, now):
+        age_h = list_age(version, now).total_seconds() / 3600
+        raise ScreeningUnavailable(
+            f"sanctions list version {version.id} was last verified {age_h:.1f} h ago, more than "
+            f"lists.max_list_age_h={settings.lists.max_list_age_h:g}",
+            "run `screener lists refresh`; deposits are held until a fresh list is verified",
+        )
+    return version.id, load_snapshot(session, version)
+
+
+def diff_versions(session: Session, v1: int, v2: int) -> Diff:
+    """Entries added and removed going from version ``v1`` to version ``v2``."""
+    old = load_snapshot(session, get_version(session, v1))
+    new = load_snapshot(session, get_version(session, v2))
+    return diff(old, new)
+
+
+def recent_refreshes(session: Session, limit: int = 5) -> list[ListRefresh]:
+    stmt = select(ListRefresh).order_by(col(ListRefresh.id).desc()).limit(limit)
+    return list(session.exec(stmt).all())
+
+
+# -- writing ---------------------------------------------------------------------------------------------------
+
+
+def _insert_version(session: Session, seq: int, snapshot: Snapshot, now: datetime, verified_at: datetime) -> int:
+    prov = snapshot.provenance
+    assert prov is not None
+    version = ListVersion(
+        seq=seq,
+        source=prov.source[:1024],
+        source_format=prov.source_format,
+        sha256=prov.sha256,
+        size_bytes=prov.size_bytes,
+        fetched_at=prov.fetched_at,
+        published_at=prov.published_at,
+        activated_at=now,
+        last_verified_at=verified_at,
+        entry_count=len(snapshot),
+        counts=snapshot.counts(),
+        meta=dict(prov.meta),
+    )
+    session.add(version)
+    session.flush()
+    assert version.id is not None
+    rows: list[dict[str, Any]] = [{"version_id": version.id, **e.to_json()} for e in snapshot.entries]
+    for row in rows:
+        row["programs"] = list(row["programs"])
+    if rows:
+        session.execute(sa.insert(ListEntry.__table__), rows)  # type: ignore[attr-defined]
+    return version.id
+
+
+def ensure_active(session: Session, now: datetime) -> ListVersion:
+    """The active version; imports the bundled snapshot as the first version when there is none."""
+    version = active_version(session)
+    if version is not None:
+        return version
+    from sanctions_lists.bundle import bundled_path
+    from sanctions_lists.fetch import sha256_file
+    from sanctions_lists.formats import parse_file
+
+    path = bundled_path()
+    parsed = parse_file(path, f"bundled snapshot {path.name}")
+    published = parsed.published_at or ensure_utc(now)
+    provenance = Provenance(
+        source=f"bundled:{path.name}",
+        source_format=parsed.source_format,
+        sha256=sha256_file(path),
+        size_bytes=path.stat().st_size,
+        fetched_at=published,
+        published_at=parsed.published_at,
+        meta=parsed.meta,
+    )
+    try:
+        with session.begin_nested():
+            # The bundle is as fresh as its publication date, not as the moment it was imported.
+            _insert_version(session, 1, Snapshot(parsed.entries, provenance), ensure_utc(now), published)
+    except sa.exc.IntegrityError:
+        pass  # another worker imported it first; use theirs
+    version = active_version(session)
+    if version is None:
+        raise ListError("the bundled snapshot could not be imported", "check the database")
+    return version
+
+
+def _record(
+    session: Session,
+    source: str,
+    status: str,
+    reason: str,
+    now: datetime,
+    *,
+    sha256: str | None,
+    size_bytes: int | None,
+    entry_count: int | None,
+    version_id: int | None,
+) -> None:
+    session.add(
+        ListRefresh(
+            attempted_at=now,
+            source=source[:1024],
+            status=status,
+            reason=reason,
+            sha256=sha256,
+            size_bytes=size_bytes,
+            entry_count=entry_count,
+            version_id=version_id,
+        )
+    )
+
+
+def find_rescreen_hook() -> OnActivated | None:
+    """``screener.rescreen.on_list_activated`` when that module exists (issue 5), else None.
+
+    Only the module's own absence means "no hook": an import error inside it is a bug and propagates,
+    because silently skipping the re-screen would leave deposits credited against an old list.
+    """
+    try:
+        module = importlib.import_module("screener.rescreen")
+    except ModuleNotFoundError as exc:
+        if exc.name == "screener.rescreen":
+            return None
+        raise
+    hook = getattr(module, "on_list_activated", None)
+    return hook if callable(hook) else None
+
+
+def _mark_unchanged(
+    session: Session, active: ListVersion, source: str, now: datetime, size: int | None
+) -> RefreshResult:
+    # Re-reading the bundled snapshot proves nothing about OFAC today: it stays as old as its publication.
+    if active.source_format != BUNDLE_FORMAT and ensure_utc(active.last_verified_at) < now:
+        active.last_verified_at = now
+        session.add(active)
+    _record(
+        session,
+        source,
+        RefreshStatus.UNCHANGED,
+        "same sha256 as the active version",
+        now,
+        sha256=active.sha256,
+        size_bytes=size,
+        entry_count=active.entry_count,
+        version_id=active.id,
+    )
+    return RefreshResult(RefreshStatus.UNCHANGED, active.id, "", sha256=active.sha256, entry_count=active.entry_count)
+
+
+def _activate(
+    session: Session, active: ListVersion, candidate: Snapshot, now: datetime, on_activated: OnActivated | None
+) -> RefreshResult:
+    prov = candidate.provenance
+    assert prov is not None
+    change = diff(load_snapshot(session, active), candidate)
+    verified_at = (prov.published_at or now) if prov.source_format == BUNDLE_FORMAT else now
+    new_id = _insert_version(session, active.seq + 1, candidate, now, verified_at)
+    if on_activated is not None:
+        try:
+            on_activated(session, active.id, new_id, change)
+        except ScreenerError as exc:
+            raise ListError(
+                f"the activation hook failed, so the new list was not activated: {exc}",
+                "fix the cause and run the refresh again",
+            ) from exc
+    _record(
+        session,
+        prov.source,
+        RefreshStatus.UPDATED,
+        change.summary(),
+        now,
+        sha256=prov.sha256,
+        size_bytes=prov.size_bytes,
+        entry_count=len(candidate),
+        version_id=new_id,
+    )
+    return RefreshResult(
+        RefreshStatus.UPDATED, new_id, "", len(change.added), len(change.removed), prov.sha256, len(candidate)
+    )
+
+
+def _settle(
+    engine: Engine,
+    settings: Settings,
+    sha: str,
+    size: int,
+    candidate: Snapshot | None,
+    source: str,
+    now: datetime,
+    on_activated: OnActivated | None,
+) -> RefreshResult:
+    """Under the active version's lock: mark it verified, or vet and activate the candidate."""
+    for _ in range(ACTIVATION_ATTEMPTS):
+        try:
+            with session_scope(engine) as session:
+                active = active_version(session, for_update=True)
+                if active is None:
+                    raise ListError("the active list version disappeared during the refresh", "run it again")
+                if active.sha256 == sha:
+                    return _mark_unchanged(session, active, source, now, size)
+                if candidate is None:
+                    raise ListError("another list version was activated during the download", "run it again")
+                from sanctions_lists.candidate import vet_candidate
+
+                vet_candidate(candidate, active.entry_count, settings.lists.max_drop_fraction)
+                return _activate(session, active, candidate, now, on_activated)
+        except sa.exc.IntegrityError:
+            continue  # another worker took the next seq at the same moment: re-read and decide again
+    raise ListError("other workers kept activating list versions at the same time", "run the refresh again")
+
+
+def _reject(
+    engine: Engine, source: str, reason: str, now: datetime, sha: str | None, size: int | None
+) -> RefreshResult:
+    with session_scope(engine) as session:
+        active = active_version(session)
+        active_id = active.id if active else None
+        _record(
+            session,
+            source,
+            RefreshStatus.REJECTED,
+            reason,
+            now,
+            sha256=sha,
+            size_bytes=size,
+            entry_count=None,
+            version_id=active_id,
+        )
+    return RefreshResult(RefreshStatus.REJECTED, active_id, reason, sha256=sha)
+
+
+def refresh(
+    engine: Engine,
+    settings: Settings,
+    source: str | None,
+    now: datetime,
+    on_activated: OnActivated | None = None,
+) -> RefreshResult:
+    """Fetch ``source`` (default lists.source_url) and activate it if it passes the guards.
+
+    ``on_activated(session, old_version_id, new_version_id, diff)`` runs in the activating transaction; if
+    it raises a ScreenerError nothing is activated. Fetch, parse and guard failures return "rejected" (and
+    are recorded) rather than raise; database failures raise.
+    """
+    from sanctions_lists.candidate import build_candidate
+    from sanctions_lists.fetch import fetch
+
+    cfg = settings.lists
+    src = source or cfg.source_url
+    now = ensure_utc(now)
+    with session_scope(engine) as session:
+        active_sha = ensure_active(session, now).sha256
+    sha: str | None = None
+    size: int | None = None
+    try:
+        with fetch(
+            src,
+            timeout_s=cfg.download_timeout_s,
+            max_bytes=cfg.max_download_bytes,
+            max_attempts=cfg.max_attempts,
+            retry_wait_s=cfg.retry_wait_s,
+        ) as fetched:
+            sha, size = fetched.sha256, fetched.size_bytes
+            candidate = None if sha == active_sha else build_candidate(fetched, now)
+        return _settle(engine, settings, sha, size, candidate, src, now, on_activated)
+    except ListError as exc:
+        return _reject(engine, src, str(exc), now, sha, size)
+
+
+__all__ = [
+    "OnActivated",
+    "RefreshResult",
+    "active_version",
+    "diff_versions",
+    "ensure_active",
+    "find_rescreen_hook",
+    "load_snapshot",
+    "refresh",
+    "screening_snapshot",
+]

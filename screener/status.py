@@ -13,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from screener import lists_store
 from screener.alerts import outbox_counts
 from screener.models.daemon import ChainStatus, Lease, RpcEndpointErrors, Worker
 from screener.models.deposits import Deposit, DepositStatus
@@ -118,8 +119,6 @@ def _holds(session: Session, now: datetime) -> tuple[int, int]:
 
 
 def _list(session: Session, settings: Settings, now: datetime, snap: StatusSnapshot) -> None:
-    from screener import lists_store
-
     version = lists_store.active_version(session)
     if version is None:
         return

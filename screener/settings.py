@@ -89,6 +89,15 @@ class ChainSettings(_Section):
     request_timeout_s: float | None = Field(default=None, gt=0, le=300)
     # symbol -> contract address; replaces the registry's contract for that symbol on this chain.
     tokens: dict[str, str] = Field(default_factory=dict)
+    # Needed only for chains not in the registry (or to scan an EVM devnet through the Tron codec).
+    family: Literal["evm", "tron"] | None = None
+    block_time_s: float | None = Field(default=None, gt=0, le=3600)
+    # Up to this many deposit addresses are sent as the eth_getLogs `to` filter; above it, filter locally.
+    server_filter_max_addresses: int | None = Field(default=None, ge=0, le=10_000)
+    # A confirmed reorg deeper than this halts the chain (alert) instead of rewinding.
+    max_reorg_depth: int | None = Field(default=None, ge=1, le=100_000)
+    # Tron: a java-tron solidity-node JSON-RPC endpoint; its head is final (else head - confirmations).
+    finality_rpc_url: str | None = None
     # Extra mixer pool contracts (Tornado Withdrawal layout) on this chain, e.g. one deployed on a devnet.
     mixer_pools: list[str] = Field(default_factory=list)
 

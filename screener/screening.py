@@ -22,10 +22,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from screener.settings import ScreeningSettings
 from screener.verdicts import Decision, Finding, Severity, Verdict
-from screener_base.addresses import Family, canonical
+from screener_base.addresses import Family, canonical, infer_family
+from screener_base.clock import ensure_utc
 from screener_base.errors import AddressError
 
 RULE_OFAC = "ofac.sdn"
@@ -68,6 +70,27 @@ class DepositFacts:
     initiator: str | None  # None: the transaction lookup failed
     amount_raw: int
     decimals: int
+
+    @classmethod
+    def of(cls, deposit: Any) -> DepositFacts:
+        """Facts of a ``screener.models.deposits.Deposit`` row (duck-typed: this module imports no models).
+
+        The family comes from the stored canonical sender (EVM ``0x...``, Tron ``T...``); the block time falls
+        back to when the deposit was observed.
+        """
+        sender = str(deposit.from_address)
+        when = deposit.block_time or deposit.observed_at
+        return cls(
+            chain=str(deposit.chain),
+            family=infer_family(sender),
+            tx_hash=str(deposit.tx_hash),
+            block_number=int(deposit.block_number),
+            block_time=ensure_utc(when),
+            from_address=sender,
+            initiator=deposit.initiator,
+            amount_raw=int(deposit.amount_raw),
+            decimals=int(deposit.decimals),
+        )
 
     def parties(self) -> list[tuple[Party, str]]:
         out = [(Party.FROM, self.from_address)]

@@ -171,7 +171,7 @@ def _list_hits(facts: DepositFacts, lists: _ListState) -> _Gathered:
             got.unavailable.append(Unavailable(Check.LISTS, f"{party} {address!r} could not be matched: {exc}"))
             continue
         got.hits += [
-            ListHit(party, address, e.address, e.tag, e.entity or "", e.programs, e.profile_id) for e in entries
+            ListHit(party, address, e.address, e.tag, e.entity, e.programs, e.profile_id) for e in entries
         ]
     return got
 

@@ -52,7 +52,7 @@ def _hits(facts: DepositFacts, entries_by_address: dict[str, list[Entry]]) -> tu
     hits = []
     for party, address in facts.parties():
         for e in entries_by_address.get(address, ()):
-            hits.append(ListHit(party, address, e.address, e.tag, e.entity or "", e.programs, e.profile_id))
+            hits.append(ListHit(party, address, e.address, e.tag, e.entity, e.programs, e.profile_id))
     return tuple(hits)
 
 

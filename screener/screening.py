@@ -107,7 +107,7 @@ class ListHit:
     address: str  # the party's canonical address
     listed_as: str  # as OFAC published it (case, asset tag)
     asset: str
-    entity: str
+    entity: str | None  # None when the list version does not name the party
     programs: tuple[str, ...] = ()
     profile_id: str | None = None
 
@@ -219,8 +219,10 @@ def _ofac_findings(inp: ScreeningInput) -> list[Finding]:
             matched_address=hit.address,
             entity=hit.entity,
             programs=hit.programs,
-            detail=f"listed as {hit.listed_as} ({hit.asset})"
-            + (f", profile {hit.profile_id}" if hit.profile_id else ""),
+            detail=f"{hit.entity or 'unnamed SDN entry'}"
+            + (f" [{', '.join(hit.programs)}]" if hit.programs else "")
+            + f": listed as {hit.listed_as} under {hit.asset}"
+            + (f", OFAC profile {hit.profile_id}" if hit.profile_id else ""),
         )
         for hit in inp.list_hits
     ]

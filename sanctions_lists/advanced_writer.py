@@ -6,9 +6,11 @@ bench/bench_ofac_parse.py (a full-size file). Not used in production: OFAC write
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 from typing import IO
 from xml.sax.saxutils import escape
 
@@ -147,3 +149,31 @@ def write_advanced_xml(out: IO[str], parties: list[Party], *, published: date, n
     for party in parties:
         out.write(sanctions_entry_xml(party))
     out.write(footer())
+
+
+def load_per_asset_lists(directory: Path) -> list[tuple[str, str]]:
+    """(tag, address) pairs of a directory of ``sanctioned_addresses_<TAG>.txt`` files, in file order."""
+    pairs: list[tuple[str, str]] = []
+    for path in sorted(directory.glob("sanctioned_addresses_*.txt")):
+        tag = path.stem.removeprefix("sanctioned_addresses_")
+        pairs.extend((tag, line.strip()) for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+    return pairs
+
+
+def parties_from_pairs(pairs: list[tuple[str, str]], per_party: int = 7, first_id: int = 10_000) -> list[Party]:
+    """Group addresses into parties the way OFAC does (several addresses, often several tags, per party)."""
+    parties = []
+    for n, start in enumerate(range(0, len(pairs), per_party)):
+        chunk = tuple(pairs[start : start + per_party])
+        programs = ("CYBER2",) if n % 3 else ("DPRK3", "CYBER2")
+        if n % 2:
+            parties.append(Party(first_id + n, chunk, programs, entity_name=f"EXAMPLE ENTITY {n} LTD"))
+        else:
+            parties.append(Party(first_id + n, chunk, programs, last_name=f"DOE{n}", first_name="Jane Q"))
+    return parties
+
+
+def render(pairs: list[tuple[str, str]], *, published: date, namespace: str = NS_UN_1_0) -> bytes:
+    buf = io.StringIO()
+    write_advanced_xml(buf, parties_from_pairs(pairs), published=published, namespace=namespace)
+    return buf.getvalue().encode("utf-8")

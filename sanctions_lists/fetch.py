@@ -71,7 +71,10 @@ def _download_once(client: Any, url: str, out: IO[bytes], max_bytes: int, deadli
                 raise ListError(f"{url} answered HTTP {resp.status_code}", "check lists.source_url")
             declared = resp.headers.get("content-length", "")
             if declared.isdigit() and int(declared) > max_bytes:
-                raise ListError(f"{url} announces {declared} bytes, above lists.max_download_bytes", "raise it")
+                raise ListError(
+                    f"{url} announces {declared} bytes, larger than lists.max_download_bytes={max_bytes}",
+                    "raise the limit",
+                )
             deadline = time.monotonic() + deadline_s
             return _copy_limited(resp.iter_bytes(CHUNK_BYTES), out, max_bytes, deadline, url)
     except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:

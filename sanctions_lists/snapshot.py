@@ -39,16 +39,25 @@ class Snapshot:
     """Entries of one list version; never changes after construction."""
 
     __slots__ = ("_entries", "_index", "_provenance")
+    _entries: tuple[Entry, ...]
+    _index: Mapping[AddressKey, tuple[Entry, ...]]
+    _provenance: Provenance | None
 
     def __init__(self, entries: Iterable[Entry], provenance: Provenance | None = None) -> None:
-        self._entries = tuple(sorted(entries, key=_sort_key))
-        self._provenance = provenance
+        ordered = tuple(sorted(entries, key=_sort_key))
         index: dict[AddressKey, list[Entry]] = {}
-        for entry in self._entries:
+        for entry in ordered:
             index.setdefault((entry.family, entry.canonical), []).append(entry)
-        self._index: Mapping[AddressKey, tuple[Entry, ...]] = MappingProxyType(
-            {key: tuple(group) for key, group in index.items()}
-        )
+        frozen: Mapping[AddressKey, tuple[Entry, ...]] = MappingProxyType({k: tuple(v) for k, v in index.items()})
+        object.__setattr__(self, "_entries", ordered)
+        object.__setattr__(self, "_provenance", provenance)
+        object.__setattr__(self, "_index", frozen)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"Snapshot is immutable (tried to set {name})")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"Snapshot is immutable (tried to delete {name})")
 
     @property
     def entries(self) -> tuple[Entry, ...]:

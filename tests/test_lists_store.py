@@ -1,0 +1,218 @@
+"""List versions in the database and the refresh guards, against a real HTTP server on loopback.
+
+Every test runs on SQLite and PostgreSQL (the ``engine`` fixture).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, func, select
+
+from sanctions_lists.advanced_writer import load_per_asset_lists, render
+from sanctions_lists.bundle import bundled_path
+from sanctions_lists.ofac import NS_SLS
+from sanctions_lists.snapshot import Diff
+from screener import lists_store
+from screener.db import session_scope
+from screener.models.lists import ListRefresh, ListVersion
+from screener.settings import ListSettings, Settings
+from screener_base.clock import ensure_utc
+from screener_base.errors import ListError, ScreeningUnavailable
+from tests.support.http_server import Reply, serve
+
+NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def lists_xml(shared_data: Path) -> dict[str, bytes]:
+    out = {}
+    for day in ("2025-03-05", "2025-03-22", "2025-05-30"):
+        out[day] = render(load_per_asset_lists(shared_data / "ofac" / day), published=date.fromisoformat(day))
+    pairs = load_per_asset_lists(shared_data / "ofac" / "2025-05-30")
+    out["small"] = render(pairs[: len(pairs) // 10], published=date(2025, 5, 30), namespace=NS_SLS)
+    return out
+
+
+def _settings(**lists: object) -> Settings:
+    base = {"download_timeout_s": 0.4, "retry_wait_s": 0.01, "max_attempts": 3, "max_list_age_h": 72.0}
+    return Settings(lists=ListSettings(**{**base, **lists}))
+
+
+def _versions(engine: Engine) -> list[ListVersion]:
+    with session_scope(engine) as session:
+        return list(session.exec(select(ListVersion).order_by(ListVersion.seq)).all())
+
+
+def _active(engine: Engine) -> ListVersion:
+    with session_scope(engine) as session:
+        version = lists_store.active_version(session)
+        assert version is not None
+        return version
+
+
+def test_bundled_snapshot_is_first_version_and_stale_by_its_publication_date(engine: Engine) -> None:
+    with session_scope(engine) as session:
+        version = lists_store.ensure_active(session, NOW)
+        again = lists_store.ensure_active(session, NOW)
+    assert version.id == again.id and version.seq == 1 and version.source_format == "bundle"
+    assert ensure_utc(version.last_verified_at) == datetime(2025, 5, 30, tzinfo=UTC)
+    assert version.entry_count == 634 and version.counts["family"]["tron"] == 33
+    with session_scope(engine) as session, pytest.raises(ScreeningUnavailable, match="last verified"):
+        lists_store.screening_snapshot(session, _settings(), NOW)
+    relaxed = _settings(max_list_age_h=24 * 3650)
+    with session_scope(engine) as session:
+        vid, snap = lists_store.screening_snapshot(session, relaxed, NOW)
+        _, snap_again = lists_store.screening_snapshot(session, relaxed, NOW)
+    assert vid == version.id and len(snap) == 634
+    assert snap_again is snap  # parsed once per process and version
+    # Re-reading the bundle proves nothing about OFAC today: still stale.
+    result = lists_store.refresh(engine, _settings(), str(bundled_path()), NOW)
+    assert result.status == "unchanged"
+    assert ensure_utc(_active(engine).last_verified_at) == datetime(2025, 5, 30, tzinfo=UTC)
+
+
+def test_no_version_means_unavailable(engine: Engine) -> None:
+    with session_scope(engine) as session, pytest.raises(ScreeningUnavailable, match="no sanctions list"):
+        lists_store.screening_snapshot(session, _settings(), NOW)
+
+
+def test_good_download_activates_then_unchanged_verifies(engine: Engine, lists_xml: dict[str, bytes]) -> None:
+    settings = _settings()
+    with serve() as server:
+        url = server.route("/sdn.xml", Reply(body=lists_xml["2025-05-30"]))
+        first = lists_store.refresh(engine, settings, url, NOW)
+        later = NOW + timedelta(hours=70)
+        second = lists_store.refresh(engine, settings, url, later)
+    assert first.status == "updated" and first.entry_count == 634
+    assert (first.added, first.removed) == (0, 0)  # same addresses as the bundle
+    assert second.status == "unchanged" and second.version_id == first.version_id
+    active = _active(engine)
+    assert active.id == first.version_id and active.source == url and active.seq == 2
+    assert active.published_at is not None and ensure_utc(active.published_at) == datetime(2025, 5, 30, tzinfo=UTC)
+    assert ensure_utc(active.last_verified_at) == later
+    with session_scope(engine) as session:
+        vid, snap = lists_store.screening_snapshot(session, settings, later + timedelta(hours=71))
+        assert vid == first.version_id and snap.provenance is not None and snap.provenance.source == url
+        with pytest.raises(ScreeningUnavailable):
+            lists_store.screening_snapshot(session, settings, later + timedelta(hours=73))
+        statuses = [r.status for r in lists_store.recent_refreshes(session, 10)]
+    assert statuses == ["unchanged", "updated"]
+
+
+def test_bad_downloads_never_change_the_active_version(engine: Engine, lists_xml: dict[str, bytes]) -> None:
+    good = lists_xml["2025-05-30"]
+    settings = _settings(max_download_bytes=len(good) + 1000)
+    bad = {
+        "truncated": ([Reply(body=good[: len(good) // 2])], "not well-formed"),
+        "html": ([Reply(body=b"<!DOCTYPE html><html><body>502 Bad Gateway</body></html>")], "HTML page"),
+        "empty": ([Reply(body=b"")], "is empty"),
+        "smaller": ([Reply(body=lists_xml["small"])], "drop of 90%"),
+        "garbage": ([Reply(body=bytes(range(256)) * 10)], "neither"),
+        "missing": ([Reply(status=404, body=b"not found")], "HTTP 404"),
+        "always-503": ([Reply(status=503)], "after 3 attempts"),
+        "cut-connection": ([Reply(body=good, cut_at=1000)], "after 3 attempts"),
+        "oversize": ([Reply(body=good + b" " * 2000)], "larger than"),
+        "oversize-unsized": ([Reply(body=good + b" " * 2000, sized=False)], "larger than"),
+    }
+    with serve() as server:
+        active_id = lists_store.refresh(engine, settings, server.route("/good", Reply(body=good)), NOW).version_id
+        before = _versions(engine)
+        for n, (name, (replies, reason)) in enumerate(bad.items(), start=1):
+            url = server.route("/" + name, *replies)
+            result = lists_store.refresh(engine, settings, url, NOW + timedelta(hours=n))
+            assert (name, result.status) == (name, "rejected")
+            assert reason in result.reason, (name, result.reason)
+            assert result.version_id == active_id
+            assert "\n" not in result.summary_line()
+        assert server.hits("/missing") == 1  # a 404 is not retried
+        assert server.hits("/always-503") == 3
+    after = _versions(engine)
+    assert [(v.id, v.sha256, v.last_verified_at) for v in after] == [
+        (v.id, v.sha256, v.last_verified_at) for v in before
+    ]
+    with session_scope(engine) as session:
+        rejected = session.exec(
+            select(func.count()).select_from(ListRefresh).where(ListRefresh.status == "rejected")
+        ).one()
+    assert rejected == len(bad)
+
+
+@pytest.mark.parametrize(
+    "replies",
+    [
+        [Reply(delay_s=2.0), Reply()],  # read timeout, then the file
+        [Reply(status=503), Reply(status=500), Reply()],
+        [Reply(status=429), Reply()],
+    ],
+    ids=["timeout", "5xx", "429"],
+)
+def test_transient_failures_are_retried(engine: Engine, lists_xml: dict[str, bytes], replies: list[Reply]) -> None:
+    good = lists_xml["2025-05-30"]
+    script = [Reply(status=r.status, delay_s=r.delay_s, body=good if r.status == 200 else b"") for r in replies]
+    with serve() as server:
+        url = server.route("/sdn.xml", *script)
+        result = lists_store.refresh(engine, _settings(), url, NOW)
+        assert server.hits("/sdn.xml") == len(script)
+    assert result.status == "updated"
+    assert _active(engine).meta["attempts"] == len(script)
+
+
+def test_activation_hook_runs_in_the_activating_transaction(
+    engine: Engine, lists_xml: dict[str, bytes], tmp_path: Path
+) -> None:
+    settings = _settings()
+    calls: list[tuple[int | None, int, Diff]] = []
+
+    def hook(session: Session, old_id: int | None, new_id: int, change: Diff) -> None:
+        assert session.get(ListVersion, new_id) is not None  # visible inside the transaction
+        calls.append((old_id, new_id, change))
+
+    before_file = tmp_path / "sdn_2025-03-05.xml"
+    before_file.write_bytes(lists_xml["2025-03-05"])
+    first = lists_store.refresh(engine, settings, str(before_file), NOW, on_activated=hook)
+    with serve() as server:
+        url = server.route("/sdn.xml", Reply(body=lists_xml["2025-03-22"]))
+        second = lists_store.refresh(engine, settings, url, NOW, on_activated=hook)
+    assert first.status == second.status == "updated"
+    assert (second.added, second.removed) == (0, 90)
+    old_id, new_id, change = calls[-1]
+    assert (old_id, new_id) == (first.version_id, second.version_id)
+    assert len(change.removed_addresses) == 90 and {f for f, _ in change.removed_addresses} == {"evm"}
+    with session_scope(engine) as session:
+        assert lists_store.diff_versions(session, old_id or 0, new_id).removed == change.removed
+        with pytest.raises(ListError, match="does not exist"):
+            lists_store.diff_versions(session, 999_999, new_id)
+
+    def failing_hook(session: Session, old_id: int | None, new_id: int, change: Diff) -> None:
+        raise ListError("re-screen could not run", "try later")
+
+    count = len(_versions(engine))
+    with serve() as server:
+        url = server.route("/sdn.xml", Reply(body=lists_xml["2025-05-30"]))
+        third = lists_store.refresh(engine, settings, url, NOW, on_activated=failing_hook)
+    assert third.status == "rejected" and "hook failed" in third.reason
+    assert third.version_id == second.version_id == _active(engine).id
+    assert len(_versions(engine)) == count
+    with session_scope(engine) as session:
+        orphans = session.execute(
+            sa.text("select count(*) from list_entries where version_id not in (select id from list_versions)")
+        ).scalar_one()
+    assert orphans == 0
+
+
+def test_sdn_csv_source_carries_the_truncation_note(engine: Engine, shared_data: Path) -> None:
+    settings = _settings(max_drop_fraction=1.0)  # sdn.csv shows far fewer addresses than the bundle
+    csv_path = shared_data / "ofac_raw" / "sdn_csv" / "sdn_2022-11-09.csv"
+    result = lists_store.refresh(engine, settings, str(csv_path), NOW)
+    assert result.status == "updated"
+    with session_scope(engine) as session:
+        version = lists_store.get_version(session, result.version_id or 0)
+        snap = lists_store.load_snapshot(session, version)
+    assert version.source_format == "sdn_csv"
+    [hit] = snap.match("evm", "0x12D66F87A04A9E220743712CE6D9BB1B5616B8FC")
+    assert hit.entity == "TORNADO CASH" and hit.note and "1000 characters" in hit.note

@@ -11,7 +11,7 @@ flag carries the same evidence a fresh decision would.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -65,12 +65,25 @@ def on_list_activated(
     settings: Settings | None = None,
     now: datetime | None = None,
 ) -> dict[str, int]:
-    """Called by lists_store.refresh in the activation's transaction; returns counts for the caller's log."""
+    """Called by lists_store.refresh in the activation's transaction; returns counts for the caller's log.
+
+    Without ``settings`` (the lists CLI finds this hook by name) they are loaded as the CLI would without
+    --config: $SCREENER_CONFIG or ./screener.toml; callers holding settings should use make_list_hook.
+    """
     settings = settings or load_settings()
     now = ensure_utc(now or utc_now())
     counts = _rescreen_added(session, new_version_id, diff, settings, now)
     counts["annotated"] = _annotate_removed(session, new_version_id, diff, now)
     return counts
+
+
+def make_list_hook(settings: Settings) -> Callable[[Session, int | None, int, Diff], dict[str, int]]:
+    """``on_list_activated`` bound to the caller's settings (the daemon passes this to lists_store.refresh)."""
+
+    def hook(session: Session, old_version_id: int | None, new_version_id: int, diff: Diff) -> dict[str, int]:
+        return on_list_activated(session, old_version_id, new_version_id, diff, settings=settings)
+
+    return hook
 
 
 def _rescreen_added(session: Session, version_id: int, diff: Diff, settings: Settings, now: datetime) -> dict[str, int]:

@@ -1,0 +1,346 @@
+"""JSON-RPC over HTTP with several endpoints, failover, bounded retries, batching and a raw eth_getLogs path.
+
+Everything goes through httpx and ``json`` directly: no web3 middleware or result formatters, so bulk logs
+cost one JSON parse (web3's get_logs+process_log is an order of magnitude slower, see docs/benchmarks.md).
+Every request has a timeout; retries are bounded by attempts and total time and happen on transient errors
+only; each endpoint is checked to serve the expected chain id before its first use. URLs appear in logs
+and errors only in redacted form (API keys are often path segments or query values).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, stop_after_delay
+
+from chains.rpc_errors import (
+    EndpointRefused,
+    ErrorKind,
+    RangeTooLarge,
+    RpcRequestError,
+    RpcUnavailable,
+    TransientRpcError,
+    classify_rpc_error,
+    parse_range_hint,
+    parse_retry_after,
+    redact_text,
+    redact_url,
+)
+from screener_base.errors import ConfigError, RpcError
+
+log = logging.getLogger(__name__)
+_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 4
+    max_total_s: float = 30.0
+    backoff_initial_s: float = 0.2
+    backoff_max_s: float = 4.0
+    retry_after_cap_s: float = 10.0
+    # How long a failed endpoint is passed over before it is tried again.
+    cooldown_s: float = 30.0
+
+
+@dataclass
+class EndpointStats:
+    """Counters the metrics exporter reads (see RpcClient.stats)."""
+
+    requests: int = 0
+    batches: int = 0
+    errors: int = 0
+    transient_errors: int = 0
+    retries: int = 0
+    timeouts: int = 0
+    rate_limited: int = 0
+    range_limited: int = 0
+    failovers: int = 0
+    refused: int = 0
+    seconds_total: float = 0.0
+    last_error: str = ""
+
+
+@dataclass
+class Endpoint:
+    url: str
+    label: str
+    stats: EndpointStats = field(default_factory=EndpointStats)
+    chain_id_checked: bool = False
+    refused_reason: str | None = None
+    cooldown_until: float = 0.0
+
+
+class RpcClient:
+    """One chain's endpoints. Methods without ``endpoint=`` fail over; with it they stay on that endpoint."""
+
+    def __init__(
+        self,
+        urls: Sequence[str],
+        *,
+        chain_id: int | None,
+        timeout_s: float = 10.0,
+        retry: RetryPolicy | None = None,
+        batch_size: int = 50,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not urls:
+            raise ConfigError("no RPC endpoint configured", "set chains.<name>.rpc_urls")
+        self.endpoints = [Endpoint(url=u, label=redact_url(u)) for u in urls]
+        self.chain_id = chain_id
+        self.timeout_s = timeout_s
+        self.retry = retry or RetryPolicy()
+        self.batch_size = max(1, batch_size)
+        self._sleep = sleep
+        self._clock = clock
+        self._ids = 0
+        self._http = httpx.Client(timeout=httpx.Timeout(timeout_s), headers=_HEADERS)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def stats(self) -> dict[str, EndpointStats]:
+        return {ep.label: ep.stats for ep in self.endpoints}
+
+    # --- endpoint selection -------------------------------------------------------------------------
+    def candidates(self) -> list[Endpoint]:
+        """Usable endpoints, healthy ones first in configured order, then cooling-down ones soonest first."""
+        now = self._clock()
+        usable = [ep for ep in self.endpoints if ep.refused_reason is None]
+        healthy = [ep for ep in usable if ep.cooldown_until <= now]
+        cooling = sorted((ep for ep in usable if ep.cooldown_until > now), key=lambda ep: ep.cooldown_until)
+        return healthy + cooling
+
+    def demote(self, ep: Endpoint, reason: str) -> None:
+        ep.cooldown_until = self._clock() + self.retry.cooldown_s
+        ep.stats.failovers += 1
+        ep.stats.last_error = self._redact(reason)
+        log.warning("rpc endpoint %s passed over for %.0fs: %s", ep.label, self.retry.cooldown_s, ep.stats.last_error)
+
+    def _failover(self, action: Callable[[Endpoint], Any]) -> Any:
+        last: RpcError | None = None
+        for ep in self.candidates():
+            try:
+                return action(ep)
+            except RpcUnavailable as exc:
+                self.demote(ep, str(exc))
+                last = exc
+        if last is None:
+            raise RpcUnavailable(
+                "no usable RPC endpoint (all refused: wrong chain id or credentials)",
+                "check chains.<name>.rpc_urls and chain_id",
+            )
+        raise last
+
+    def ensure_chain_id(self, ep: Endpoint) -> None:
+        """Refuse (for good) an endpoint that serves another chain than expected."""
+        if ep.refused_reason is not None:
+            raise EndpointRefused(f"{ep.label} refused earlier: {ep.refused_reason}", "fix chains.<name>.rpc_urls")
+        if ep.chain_id_checked or self.chain_id is None:
+            return
+        got = self._single(ep, "eth_chainId", [])
+        try:
+            served = int(got, 16)
+        except (TypeError, ValueError):
+            raise TransientRpcError(f"{ep.label}: eth_chainId returned {got!r}") from None
+        if served != self.chain_id:
+            ep.refused_reason = f"serves chain id {served}, expected {self.chain_id}"
+            ep.stats.refused += 1
+            log.error("rpc endpoint %s refused: %s", ep.label, ep.refused_reason)
+            raise EndpointRefused(
+                f"{ep.label} {ep.refused_reason}", "point chains.<name>.rpc_urls at the right network"
+            )
+        ep.chain_id_checked = True
+
+    # --- public calls -------------------------------------------------------------------------------
+    def call(self, method: str, params: list[Any], *, endpoint: Endpoint | None = None) -> Any:
+        def run(ep: Endpoint) -> Any:
+            self.ensure_chain_id(ep)
+            return self._single(ep, method, params)
+
+        return run(endpoint) if endpoint is not None else self._failover(run)
+
+    def get_logs(self, log_filter: dict[str, Any], *, endpoint: Endpoint | None = None) -> list[dict[str, Any]]:
+        """Raw eth_getLogs: the parsed JSON list, hex strings untouched (decoding is the caller's)."""
+
+        def run(ep: Endpoint) -> list[dict[str, Any]]:
+            self.ensure_chain_id(ep)
+            result = self._single(ep, "eth_getLogs", [log_filter])
+            if not isinstance(result, list):
+                raise TransientRpcError(f"{ep.label}: eth_getLogs returned {type(result).__name__}, not a list")
+            return result
+
+        return run(endpoint) if endpoint is not None else self._failover(run)
+
+    def batch(
+        self, calls: Sequence[tuple[str, list[Any]]], *, endpoint: Endpoint | None = None
+    ) -> list[Any | RpcError]:
+        """Several calls in JSON-RPC batches; per item the result or the RpcError it ended with."""
+
+        def run(ep: Endpoint) -> list[Any | RpcError]:
+            self.ensure_chain_id(ep)
+            results: list[Any | RpcError] = []
+            for start in range(0, len(calls), self.batch_size):
+                results.extend(self._batch_chunk(ep, calls[start : start + self.batch_size]))
+            return results
+
+        if not calls:
+            return []
+        return run(endpoint) if endpoint is not None else self._failover(run)
+
+    # --- transport ----------------------------------------------------------------------------------
+    def _redact(self, text: str) -> str:
+        return redact_text(text, [ep.url for ep in self.endpoints])
+
+    def _next_id(self) -> int:
+        self._ids += 1
+        return self._ids
+
+    def _wait_s(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, TransientRpcError) and exc.retry_after_s is not None:
+            return min(exc.retry_after_s, self.retry.retry_after_cap_s)
+        backoff = self.retry.backoff_initial_s * (2 ** (state.attempt_number - 1))
+        return float(min(backoff, self.retry.backoff_max_s))
+
+    def _retrying(self, ep: Endpoint, what: str, action: Callable[[], Any]) -> Any:
+        def before_sleep(state: RetryCallState) -> None:
+            ep.stats.retries += 1
+            exc = state.outcome.exception() if state.outcome else None
+            log.info("rpc %s on %s: retry %d after %s", what, ep.label, state.attempt_number, exc)
+
+        retrying = Retrying(
+            stop=stop_after_attempt(self.retry.max_attempts) | stop_after_delay(self.retry.max_total_s),
+            wait=self._wait_s,
+            retry=retry_if_exception_type(TransientRpcError),
+            sleep=self._sleep,
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        try:
+            return retrying(action)
+        except TransientRpcError as exc:
+            raise RpcUnavailable(
+                f"{what} failed on {ep.label} after {self.retry.max_attempts} attempts: {exc.cause}",
+                "the next endpoint is tried; check the provider's status and limits",
+            ) from None
+
+    def _post(self, ep: Endpoint, payload: Any) -> Any:
+        """One HTTP round trip; raises TransientRpcError for anything worth retrying."""
+        ep.stats.requests += 1
+        started = time.perf_counter()
+        try:
+            resp = self._http.post(ep.url, content=json.dumps(payload, separators=(",", ":")))
+        except httpx.TimeoutException:
+            ep.stats.timeouts += 1
+            raise self._transient(ep, f"no answer within {self.timeout_s}s") from None
+        except httpx.HTTPError as exc:
+            raise self._transient(ep, f"network error ({type(exc).__name__}: {self._redact(str(exc))})") from None
+        finally:
+            ep.stats.seconds_total += time.perf_counter() - started
+        return self._parse_http(ep, resp)
+
+    def _transient(self, ep: Endpoint, cause: str, retry_after_s: float | None = None) -> TransientRpcError:
+        ep.stats.errors += 1
+        ep.stats.transient_errors += 1
+        ep.stats.last_error = cause
+        return TransientRpcError(f"{ep.label}: {cause}", retry_after_s=retry_after_s)
+
+    def _parse_http(self, ep: Endpoint, resp: httpx.Response) -> Any:
+        status = resp.status_code
+        if status == 429:
+            ep.stats.rate_limited += 1
+            raise self._transient(ep, "HTTP 429 rate limited", parse_retry_after(resp.headers.get("Retry-After")))
+        if status >= 500 or status in (408, 425):
+            raise self._transient(ep, f"HTTP {status}")
+        try:
+            data = json.loads(resp.content)
+        except ValueError:
+            if status >= 400:
+                ep.stats.errors += 1
+                raise EndpointRefused(f"{ep.label}: HTTP {status}", "check the URL and API key") from None
+            raise self._transient(ep, f"truncated or non-JSON response ({len(resp.content)} bytes)") from None
+        if status >= 400 and not (isinstance(data, dict) and "error" in data):
+            ep.stats.errors += 1
+            raise EndpointRefused(f"{ep.label}: HTTP {status}", "check the URL and API key")
+        return data
+
+    def _error_from(self, ep: Endpoint, method: str, error: Any) -> RpcError:
+        """The exception for a JSON-RPC error object (returned, not raised: batches collect them)."""
+        code = error.get("code") if isinstance(error, dict) else None
+        message = str(error.get("message", error)) if isinstance(error, dict) else str(error)
+        message = self._redact(message)[:500]
+        kind = classify_rpc_error(code if isinstance(code, int) else None, message)
+        if kind is ErrorKind.RANGE:
+            ep.stats.range_limited += 1
+            span, hint_range = parse_range_hint(message)
+            return RangeTooLarge(f"{method} on {ep.label}: {message}", hint_span=span, hint_range=hint_range)
+        if kind is ErrorKind.TRANSIENT:
+            return self._transient(ep, f"{method}: error {code}: {message}")
+        ep.stats.errors += 1
+        return RpcRequestError(f"{method} on {ep.label}: error {code}: {message}", "check the call", code=code)
+
+    def _single(self, ep: Endpoint, method: str, params: list[Any]) -> Any:
+        def once() -> Any:
+            request_id = self._next_id()
+            data = self._post(ep, {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params})
+            if not isinstance(data, dict) or data.get("id") != request_id:
+                raise self._transient(ep, f"{method}: malformed reply (not the answer to request {request_id})")
+            if "error" in data:
+                raise self._error_from(ep, method, data["error"])
+            if "result" not in data:
+                raise self._transient(ep, f"{method}: reply has neither result nor error")
+            return data["result"]
+
+        return self._retrying(ep, method, once)
+
+    def _batch_chunk(self, ep: Endpoint, calls: Sequence[tuple[str, list[Any]]]) -> list[Any | RpcError]:
+        """One chunk; items that fail transiently are re-sent (bounded), others keep their error."""
+        results: list[Any | RpcError] = [None] * len(calls)
+        pending = list(range(len(calls)))
+        for attempt in range(self.retry.max_attempts):
+            ids = {self._next_id(): i for i in pending}
+            payload = [
+                {"jsonrpc": "2.0", "id": rid, "method": calls[i][0], "params": calls[i][1]} for rid, i in ids.items()
+            ]
+            ep.stats.batches += 1
+            try:
+                data = self._post(ep, payload)
+            except TransientRpcError as exc:
+                data = exc
+            by_id = {item.get("id"): item for item in data if isinstance(item, dict)} if isinstance(data, list) else {}
+            still: list[int] = []
+            for rid, i in ids.items():
+                outcome = self._batch_item(ep, calls[i][0], data, by_id.get(rid), rid)
+                results[i] = outcome
+                if isinstance(outcome, TransientRpcError):
+                    still.append(i)
+            pending = still
+            if not pending:
+                break
+            if attempt + 1 < self.retry.max_attempts:
+                ep.stats.retries += 1
+                self._sleep(min(self.retry.backoff_initial_s * 2**attempt, self.retry.backoff_max_s))
+        return results
+
+    def _batch_item(self, ep: Endpoint, method: str, data: Any, item: Any, rid: int) -> Any:
+        if isinstance(data, TransientRpcError):
+            return data
+        if isinstance(data, dict):  # the whole batch was answered with one error (e.g. batches disabled)
+            return self._error_from(ep, method, data.get("error", data))
+        if not isinstance(data, list):
+            return self._transient(ep, f"{method}: batch reply is {type(data).__name__}, not a list")
+        if item is None:
+            return self._transient(ep, f"{method}: batch reply lacks an answer for request {rid}")
+        if "error" in item:
+            return self._error_from(ep, method, item["error"])
+        if "result" in item:
+            return item["result"]
+        return self._transient(ep, f"{method}: batch answer {rid} has neither result nor error")

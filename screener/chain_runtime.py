@@ -1,0 +1,98 @@
+"""From settings to what a chain's worker holds: the resolved ChainSpec, the RPC client, scan state.
+
+``build_chain_runtime(settings, chain_name)`` is the one public constructor (the daemon and the CLI use it);
+it does no network I/O. The first tick checks each endpoint's chain id and the token contracts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from chains.registry import ChainSpec, registry, resolve_chain
+from chains.rpc import RetryPolicy, RpcClient
+from chains.scanning import RangeSizer, TagSupport
+from screener.settings import ChainSettings, Settings
+from screener_base.errors import ConfigError
+
+# ChainSettings fields that map 1:1 onto ChainSpec overrides.
+_SPEC_FIELDS = (
+    "chain_id",
+    "family",
+    "confirmations",
+    "finality_tag",
+    "poll_interval_s",
+    "max_block_range",
+    "block_time_s",
+    "server_filter_max_addresses",
+    "max_reorg_depth",
+    "request_timeout_s",
+    "tokens",
+)
+
+
+def known_chains(settings: Settings) -> list[str]:
+    return sorted(set(registry()) | set(settings.chains))
+
+
+def chain_settings(settings: Settings, chain_name: str) -> ChainSettings:
+    return settings.chains.get(chain_name) or ChainSettings()
+
+
+def spec_from_settings(settings: Settings, chain_name: str) -> ChainSpec:
+    """The registry entry for ``chain_name`` with settings.chains[chain_name] applied."""
+    cfg = settings.chains.get(chain_name)
+    if cfg is None and chain_name not in registry():
+        raise ConfigError(
+            f"unknown chain {chain_name!r}",
+            f"use one of {', '.join(known_chains(settings))} or configure [chains.{chain_name}]",
+        )
+    overrides: dict[str, Any] = {}
+    if cfg is not None:
+        data = cfg.model_dump()
+        overrides = {key: data[key] for key in _SPEC_FIELDS if key in data and data[key] is not None}
+    return resolve_chain(chain_name, overrides)
+
+
+@dataclass
+class ChainRuntime:
+    """Per-chain state kept between ticks by one worker (nothing here is needed for correctness)."""
+
+    name: str
+    spec: ChainSpec
+    client: RpcClient
+    start_block: int | None
+    finality_client: RpcClient | None = None
+    sizer: RangeSizer = field(init=False)
+    tags: TagSupport = field(default_factory=TagSupport)
+    # token hex20 -> decimals read from the chain, filled by the first tick's contract check
+    verified_tokens: dict[str, int] = field(default_factory=dict)
+    # (count, max id) of the deposit addresses last loaded, and the loaded map (hex20 -> (address, account))
+    watch_version: tuple[int, int] | None = None
+    watch: dict[str, tuple[str, str]] = field(default_factory=dict)
+    consecutive_unstable: int = 0
+
+    def __post_init__(self) -> None:
+        self.sizer = RangeSizer(max_span=self.spec.max_block_range)
+
+    def close(self) -> None:
+        self.client.close()
+        if self.finality_client is not None:
+            self.finality_client.close()
+
+
+def build_chain_runtime(settings: Settings, chain_name: str, *, retry: RetryPolicy | None = None) -> ChainRuntime:
+    """A ChainRuntime for ``chain_name`` from settings (no I/O). ConfigError if it cannot be scanned."""
+    spec = spec_from_settings(settings, chain_name)
+    cfg = chain_settings(settings, chain_name)
+    if not cfg.rpc_urls:
+        raise ConfigError(f"chain {chain_name!r} has no RPC endpoint", f"set chains.{chain_name}.rpc_urls")
+    client = RpcClient(cfg.rpc_urls, chain_id=spec.chain_id, timeout_s=spec.request_timeout_s, retry=retry)
+    finality_client = None
+    if cfg.finality_rpc_url:
+        finality_client = RpcClient(
+            [cfg.finality_rpc_url], chain_id=spec.chain_id, timeout_s=spec.request_timeout_s, retry=retry
+        )
+    return ChainRuntime(
+        name=chain_name, spec=spec, client=client, start_block=cfg.start_block, finality_client=finality_client
+    )

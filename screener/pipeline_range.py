@@ -1,0 +1,184 @@
+"""Reading one block range for the pipeline: logs, decode, recipient filter, headers and initiators.
+
+Everything here is network reads on one endpoint; nothing touches the database. The result says whether
+the reads were consistent (same last-block hash before and after eth_getLogs, every deposit's block hash
+canonical, the previous range's last block unchanged); only consistent ranges are recorded.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from chains.codec import from_hex20
+from chains.rpc import Endpoint
+from chains.scanning import ChainHalted, Header, NodeBehind, fetch_logs, make_query, parse_header
+from chains.transfers import Transfer, decode_transfers
+from screener.chain_runtime import ChainRuntime
+from screener.models.deposits import Deposit
+from screener_base.errors import AddressError, RpcError
+
+DECIMALS_SELECTOR = "0x313ce567"  # decimals()
+
+
+@dataclass
+class RangeScan:
+    rt: ChainRuntime
+    from_block: int
+    to_block: int
+    logs: int = 0
+    matched: list[Transfer] = field(default_factory=list)
+    rejected: Counter[str] = field(default_factory=Counter)
+    other_recipients: int = 0
+    initiators: dict[str, str | None] = field(default_factory=dict)
+    headers: dict[int, Header] = field(default_factory=dict)
+    consistent: bool = True
+    detail: str = ""
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def initiator_missing(self) -> int:
+        return sum(1 for t in self.matched if self.initiators.get(t.tx_hash) is None)
+
+    @property
+    def headers_to_keep(self) -> list[Header]:
+        keep = {self.to_block} | {t.block_number for t in self.matched}
+        return [self.headers[n] for n in sorted(keep) if n in self.headers]
+
+    def deposits(self, chain: str, now: datetime) -> list[Deposit]:
+        family, spec = self.rt.spec.family, self.rt.spec
+        rows = []
+        for t in self.matched:
+            token = spec.token_for(t.token)
+            address, account = self.rt.watch[t.to_hex]
+            assert token is not None  # decode_transfers only keeps watched token contracts
+            header = self.headers[t.block_number]
+            rows.append(
+                Deposit(
+                    chain=chain,
+                    tx_hash=t.tx_hash,
+                    log_index=t.log_index,
+                    block_number=t.block_number,
+                    block_hash=t.block_hash,
+                    block_time=datetime.fromtimestamp(header.timestamp, UTC),
+                    token_symbol=token.symbol,
+                    token_contract=token.contract,
+                    decimals=self.rt.verified_tokens.get(t.token, token.decimals or 0),
+                    amount_raw=t.amount,
+                    from_address=from_hex20(family, t.from_hex),
+                    initiator=self.initiators.get(t.tx_hash),
+                    to_address=address,
+                    account=account,
+                    observed_at=now,
+                )
+            )
+        return rows
+
+
+def _initiator(rt: ChainRuntime, tx: Any, block_hash: str) -> str | None:
+    """The transaction's sender, or None (fail closed) when the lookup failed or does not fit the log."""
+    if not isinstance(tx, dict) or str(tx.get("blockHash", "")).lower() != block_hash:
+        return None
+    sender = tx.get("from")
+    try:
+        return from_hex20(rt.spec.family, str(sender)) if sender else None
+    except AddressError:
+        return None
+
+
+def _lookup(rt: ChainRuntime, ep: Endpoint, scan: RangeScan, numbers: list[int]) -> None:
+    """One batch: headers of ``numbers`` (required) and the matched transfers' transactions (optional)."""
+    hashes = sorted({t.tx_hash for t in scan.matched})
+    calls = [("eth_getBlockByNumber", [hex(n), False]) for n in numbers]
+    calls += [("eth_getTransactionByHash", [h]) for h in hashes]
+    results = rt.client.batch(calls, endpoint=ep)
+    for number, item in zip(numbers, results[: len(numbers)], strict=True):
+        if isinstance(item, RpcError):
+            raise item
+        header = parse_header(item)
+        if header is None:
+            raise NodeBehind(f"{ep.label} does not serve block {number}", "failing over")
+        scan.headers[number] = header
+    block_of = {t.tx_hash: t.block_hash for t in scan.matched}
+    for tx_hash, item in zip(hashes, results[len(numbers) :], strict=True):
+        scan.initiators[tx_hash] = None if isinstance(item, RpcError) else _initiator(rt, item, block_of[tx_hash])
+
+
+def _check(scan: RangeScan, pre_end: Header, end: int, anchor: Header | None) -> None:
+    problems = []
+    if scan.headers[end].hash != pre_end.hash:
+        problems.append(f"block {end} changed during the scan")
+    if anchor is not None and scan.headers[anchor.number].hash != anchor.hash:
+        problems.append(f"block {anchor.number} changed during the scan")
+    for t in scan.matched:
+        if scan.headers[t.block_number].hash != t.block_hash:
+            problems.append(f"log {t.tx_hash}:{t.log_index} is from a block that is not canonical")
+            break
+    scan.consistent = not problems
+    scan.detail = "; ".join(problems)
+
+
+def scan_range(
+    rt: ChainRuntime, ep: Endpoint, start: int, end: int, pre_end: Header | None, anchor: Header | None
+) -> RangeScan:
+    """Read [start, end] (possibly less: the provider's range limit) on ``ep``; see the module docstring."""
+    if pre_end is None:
+        raise NodeBehind(f"{ep.label} does not serve block {end} below its own safe head", "failing over")
+    started = time.perf_counter()
+    scan = RangeScan(rt=rt, from_block=start, to_block=end)
+    logs: list[dict[str, Any]] = []
+    if rt.watch:  # no deposit addresses: nothing to ask for, the range is simply passed
+        fetched = fetch_logs(rt.client, ep, make_query(rt.spec, list(rt.watch)), start, end, rt.sizer)
+        logs, scan.to_block = fetched.logs, fetched.to_block
+    fetched_at = time.perf_counter()
+    outcome = decode_transfers(logs, {t.hex20 for t in rt.spec.tokens}, rt.watch.keys())
+    scan.logs, scan.matched = len(logs), outcome.transfers
+    scan.rejected, scan.other_recipients = outcome.rejected, outcome.other_recipients
+    decoded_at = time.perf_counter()
+    numbers = {end, scan.to_block} | {t.block_number for t in scan.matched}
+    if anchor is not None:
+        numbers.add(anchor.number)
+    _lookup(rt, ep, scan, sorted(numbers))
+    _check(scan, pre_end, end, anchor)
+    scan.timings_s = {
+        "fetch": fetched_at - started,
+        "decode": decoded_at - fetched_at,
+        "lookup": time.perf_counter() - decoded_at,
+    }
+    return scan
+
+
+def verify_tokens(rt: ChainRuntime, ep: Endpoint) -> None:
+    """Once per runtime: every watched contract has code and its decimals() is what we will record."""
+    if rt.verified_tokens:
+        return
+    calls: list[tuple[str, list[Any]]] = []
+    for token in rt.spec.tokens:
+        calls += [
+            ("eth_getCode", [token.hex20, "latest"]),
+            ("eth_call", [{"to": token.hex20, "data": DECIMALS_SELECTOR}, "latest"]),
+        ]
+    results = rt.client.batch(calls, endpoint=ep)
+    found: dict[str, int] = {}
+    for i, token in enumerate(rt.spec.tokens):
+        code, word = results[2 * i], results[2 * i + 1]
+        for item in (code, word):
+            if isinstance(item, RpcError):
+                raise item
+        where = f"{rt.name} {token.symbol} at {token.contract}"
+        if not isinstance(code, str) or code in ("0x", "0x0", ""):
+            raise ChainHalted(f"{where}: no contract code", f"check chains.{rt.name}.tokens and the chain id")
+        try:
+            decimals = int(str(word), 16)
+        except ValueError:
+            raise ChainHalted(f"{where}: decimals() returned {word!r}", "check the contract address") from None
+        if token.decimals is not None and decimals != token.decimals:
+            raise ChainHalted(
+                f"{where}: decimals() is {decimals}, the registry says {token.decimals}",
+                f"check chains.{rt.name}.tokens; amounts would be mis-scaled",
+            )
+        found[token.hex20] = decimals
+    rt.verified_tokens = found

@@ -139,6 +139,6 @@ def is_blacklisted_call(interface: Interface, address_hex20: str) -> str:
 
 def decode_bool(result: str) -> bool:
     text = result[2:] if result.startswith("0x") else result
-    if len(text) != 64 or text[:63].strip("0"):
+    if len(text) != 64 or text[:63].strip("0") or text[63] not in "01":
         raise DecodeError(f"{result!r} is not an ABI bool", "the contract does not have this interface")
     return text[63] == "1"

@@ -9,13 +9,15 @@ last verified, screening_snapshot raises ScreeningUnavailable and callers hold d
 
 from __future__ import annotations
 
+import functools
 import importlib
+import inspect
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -261,11 +263,12 @@ def _record(
     )
 
 
-def find_rescreen_hook() -> OnActivated | None:
+def find_rescreen_hook(settings: Settings | None = None) -> OnActivated | None:
     """``screener.rescreen.on_list_activated`` when that module exists (issue 5), else None.
 
     Only the module's own absence means "no hook": an import error inside it is a bug and propagates,
-    because silently skipping the re-screen would leave deposits credited against an old list.
+    because silently skipping the re-screen would leave deposits credited against an old list. When the
+    hook takes a ``settings`` keyword it gets ``settings``, so it honours the caller's --config.
     """
     try:
         module = importlib.import_module("screener.rescreen")
@@ -274,7 +277,11 @@ def find_rescreen_hook() -> OnActivated | None:
             return None
         raise
     hook = getattr(module, "on_list_activated", None)
-    return hook if callable(hook) else None
+    if not callable(hook):
+        return None
+    if settings is not None and "settings" in inspect.signature(hook).parameters:
+        return functools.partial(hook, settings=settings)
+    return cast(OnActivated, hook)
 
 
 def _mark_unchanged(

@@ -42,7 +42,7 @@ def refresh_cmd(
     from screener_base.clock import utc_now
 
     cli = state()
-    hook = lists_store.find_rescreen_hook()
+    hook = lists_store.find_rescreen_hook(cli.settings)
     result = lists_store.refresh(cli.engine(), cli.settings, source, utc_now(), on_activated=hook)
     if not result.ok:
         typer.echo(result.summary_line(), err=True)

@@ -1,0 +1,111 @@
+"""`screener lists ...` through the real entry point (a subprocess per command), on SQLite."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from sanctions_lists.advanced_writer import load_per_asset_lists, render
+from sanctions_lists.ofac import NS_SLS
+from tests.support.http_server import Reply, serve
+
+SCREENER = Path(sys.executable).with_name("screener")
+
+
+@pytest.fixture
+def cli(tmp_path: Path):  # type: ignore[no-untyped-def]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCREENER_")}
+    env["SCREENER_DATABASE__URL"] = f"sqlite:///{tmp_path / 'cli.db'}"
+    env["SCREENER_LISTS__RETRY_WAIT_S"] = "0.01"
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(SCREENER), *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+        )
+
+    assert run("db", "upgrade").returncode == 0
+    return run
+
+
+def _one_line(text: str) -> str:
+    lines = text.splitlines()
+    assert len(lines) == 1, text
+    return lines[0]
+
+
+def test_refresh_prints_one_line_and_exit_codes(cli, shared_data: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    good = tmp_path / "sdn.xml"
+    good.write_bytes(render(load_per_asset_lists(shared_data / "ofac" / "2025-05-30"), published=date(2025, 5, 30)))
+    page = tmp_path / "page.html"
+    page.write_text("<!DOCTYPE html><html><body>Maintenance</body></html>")
+
+    updated = cli("lists", "refresh", "--source", str(good))
+    assert updated.returncode == 0 and updated.stderr == ""
+    assert _one_line(updated.stdout).startswith("updated: list version 2 active (634 entries")
+
+    unchanged = cli("lists", "refresh", "--source", str(good))
+    assert unchanged.returncode == 0 and unchanged.stderr == ""
+    assert _one_line(unchanged.stdout).startswith("unchanged: list version 2 verified")
+
+    rejected = cli("lists", "refresh", "--source", str(page))
+    assert rejected.returncode == 1 and rejected.stdout == ""
+    line = _one_line(rejected.stderr)
+    assert line.startswith("rejected:") and "HTML page" in line and line.endswith("list version 2 stays active")
+
+    missing = cli("lists", "refresh", "--source", str(tmp_path / "nope.xml"))
+    assert missing.returncode == 1 and "cannot read list file" in _one_line(missing.stderr)
+
+    status = cli("lists", "status", "--json")
+    assert status.returncode == 0
+    data = json.loads(status.stdout)
+    assert data["version_id"] == 2 and data["stale"] is False and data["previous_version_id"] == 1
+
+
+def test_status_diff_check(cli, shared_data: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    before = tmp_path / "before.xml"
+    before.write_bytes(render(load_per_asset_lists(shared_data / "ofac" / "2025-03-05"), published=date(2025, 3, 5)))
+    after = render(
+        load_per_asset_lists(shared_data / "ofac" / "2025-03-22"), published=date(2025, 3, 22), namespace=NS_SLS
+    )
+    assert cli("lists", "refresh", "--source", str(before)).returncode == 0
+    with serve() as server:
+        url = server.route("/SDN_ADVANCED.XML", Reply(status=503), Reply(body=after))
+        result = cli("lists", "refresh", "--source", url)
+    assert result.returncode == 0 and "-90 entries" in _one_line(result.stdout)
+
+    status = cli("lists", "status")
+    assert status.returncode == 0, status.stderr
+    assert "active list version 3 (advanced_xml) from " + url in status.stdout
+    assert "published 2025-03-22" in status.stdout and "entries 624" in status.stdout and "ETH=63" in status.stdout
+    assert "stale" not in status.stderr.lower()
+
+    diff = cli("lists", "diff")
+    lines = diff.stdout.splitlines()
+    assert diff.returncode == 0
+    assert sum(1 for line in lines if line.startswith("- ETH")) == 90 and not any(x.startswith("+") for x in lines)
+    assert lines[-1] == "version 2 -> 3: +0 -90 entries (+0 -90 addresses)"
+    explicit = cli("lists", "diff", "1", "2")
+    assert explicit.returncode == 0 and explicit.stdout.splitlines()[-1].startswith("version 1 -> 2: ")
+
+    mixed = "0x" + "983a81ca6FB1e441266D2FbcB7D8E530AC2E05A2".swapcase()  # listed under ETH, USDC and USDT
+    found = cli("lists", "check", mixed)
+    assert found.returncode == 0 and found.stdout.startswith(f"MATCH: {mixed} (evm)")
+    assert "USDT  0x983a81ca6FB1e441266D2FbcB7D8E530AC2E05A2" in found.stdout
+    on_polygon = cli("lists", "check", mixed.lower(), "--chain", "polygon", "--json")
+    assert [m["tag"] for m in json.loads(on_polygon.stdout)["matches"]] == ["ETH", "USDC", "USDT"]
+
+    tron = next(a for t, a in load_per_asset_lists(shared_data / "ofac" / "2025-03-22") if t == "TRX")
+    on_tron = cli("lists", "check", tron, "--chain", "tron")
+    assert on_tron.returncode == 0 and "MATCH" in on_tron.stdout and "TRX" in on_tron.stdout
+    wrong_family = cli("lists", "check", tron, "--chain", "ethereum")
+    assert wrong_family.returncode == 2 and "not an EVM address" in _one_line(wrong_family.stderr)
+
+    delisted = "0x8589427373D6D84E98730D7795D8f6f8731FDA16"  # Tornado Cash, removed 2025-03-21
+    gone = cli("lists", "check", delisted)
+    assert gone.returncode == 0 and gone.stdout.startswith("no match:")

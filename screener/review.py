@@ -49,6 +49,7 @@ __all__ = [
     "approve_hold",
     "escalate_hold",
     "get_hold",
+    "hold_for_deposit",
     "list_flags",
     "mark_sla_breached",
     "note_hold",
@@ -128,7 +129,6 @@ def apply_verdict(
     deposit.findings = [f.to_json() for f in findings]
     deposit.list_version_id = verdict.list_version_id
     deposit.decided_at = ensure_utc(verdict.decided_at or now)
-    ref = ledger.deposit_ref(deposit)
     base = {
         "deposit_id": deposit.id,
         "event": f"{deposit.chain}:{deposit.tx_hash}:{deposit.log_index}",
@@ -138,31 +138,40 @@ def apply_verdict(
         "raised": raised_why,
     }
     if decision == Decision.CREDIT:
-        outcome = ledger.credit(session, ref, SYSTEM_ACTOR, now)
-        deposit.status = DepositStatus.CREDITED
-        session.add(deposit)
-        payload = dict(base, amount=str(ref.amount), asset=ref.asset, transfer=outcome and outcome.spec.id)
-        audit.append(session, "deposit.credited", f"deposit:{deposit.id}", payload, SYSTEM_ACTOR, now)
+        _credit(session, deposit, base, now)
         return None
-    outcome = ledger.hold(session, ref, SYSTEM_ACTOR, now)
+    return _open_hold(session, deposit, Verdict(decision, findings), base, settings, now)
+
+
+def _credit(session: Session, deposit: Deposit, base: dict[str, Any], now: datetime) -> None:
+    ref = ledger.deposit_ref(deposit)
+    outcome = ledger.credit(session, ref, SYSTEM_ACTOR, now)
+    deposit.status = DepositStatus.CREDITED
+    session.add(deposit)
+    payload = dict(base, amount=str(ref.amount), asset=ref.asset, transfer=outcome and outcome.spec.id)
+    audit.append(session, "deposit.credited", f"deposit:{deposit.id}", payload, SYSTEM_ACTOR, now)
+
+
+def _open_hold(
+    session: Session, deposit: Deposit, verdict: Verdict, base: dict[str, Any], settings: Settings, now: datetime
+) -> Hold:
+    assert deposit.id is not None
+    outcome = ledger.hold(session, ledger.deposit_ref(deposit), SYSTEM_ACTOR, now)
     deposit.status = DepositStatus.HELD
     session.add(deposit)
-    summary = Verdict(decision, findings).summary
     hold = Hold(
-        deposit_id=deposit_id,
+        deposit_id=deposit.id,
         pending_transfer_id=outcome.spec.id if outcome else None,
-        verdict=decision.value,
-        reason=summary,
+        verdict=verdict.decision.value,
+        reason=verdict.summary,
         state=HoldState.OPEN,
         opened_at=now,
         due_at=due_at(now, settings.review.sla_h),
     )
     session.add(hold)
     session.flush()
-    payload = _hold_payload(
-        hold, deposit, **base, reason=summary, due_at=hold.due_at, transfer=hold.pending_transfer_id
-    )
-    audit.append(session, "hold.opened", f"hold:{hold.id}", payload, SYSTEM_ACTOR, now)
+    extra = dict(base, reason=hold.reason, due_at=hold.due_at, transfer=hold.pending_transfer_id)
+    audit.append(session, "hold.opened", f"hold:{hold.id}", _hold_payload(hold, deposit, **extra), SYSTEM_ACTOR, now)
     return hold
 
 

@@ -19,7 +19,8 @@ from screener.models.ledger import AuditEvent, Hold, HoldState, LedgerAccount, R
 from screener.review_rules import flag_label, format_units, hold_label, is_overdue
 from screener_base.errors import ReviewError
 
-STATES = (*HoldState.ALL, "all")
+UNRESOLVED = "unresolved"  # open + awaiting_approval: everything still held
+STATES = (*HoldState.ALL, UNRESOLVED, "all")
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -30,7 +31,9 @@ def list_holds(session: Session, state: str, now: datetime, overdue_only: bool =
     if state not in STATES:
         raise ReviewError(f"--state must be one of {', '.join(STATES)}, not {state!r}", "pass a valid --state")
     stmt = select(Hold, Deposit).join(Deposit, col(Deposit.id) == col(Hold.deposit_id)).order_by(col(Hold.id))
-    if state != "all":
+    if state == UNRESOLVED:
+        stmt = stmt.where(col(Hold.state).in_(HoldState.UNRESOLVED))
+    elif state != "all":
         stmt = stmt.where(Hold.state == state)
     rows = [(h, d) for h, d in session.exec(stmt)]
     if overdue_only:

@@ -116,6 +116,14 @@ def test_review_workflow_end_to_end(cli: Cli) -> None:
 
     assert "H-1 released by alice" in cli.ok("holds", "release", "1", "--reason", "exchange hot wallet")
     assert "awaits approval" in cli.ok("holds", "release", "h-2", "--reason", "OFAC delisted", operator="alice")
+    unresolved = json.loads(cli.ok("holds", "list", "--json"))  # default: open and awaiting approval
+    assert [(h["id"], h["state"]) for h in unresolved] == [
+        ("H-2", "awaiting_approval"),
+        ("H-3", "open"),
+        ("H-4", "open"),
+    ]
+    assert [h["id"] for h in json.loads(cli.ok("holds", "list", "--state", "open", "--json"))] == ["H-3", "H-4"]
+    assert "awaiting_approval (alice)" in cli.ok("holds", "list")
     assert "approved by bob" in cli.ok("holds", "approve", "H-2", operator="bob")
     assert "funds moved to return_payable" in cli.ok(
         "holds", "reject", "H-3", "--reason", "customer unknown", "--to", "return", operator="carol"

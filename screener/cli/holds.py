@@ -43,11 +43,13 @@ def _session() -> Any:
 @holds_app.command("list")
 @handle_errors
 def list_cmd(
-    hold_state: str = typer.Option("open", "--state", help="open|awaiting_approval|released|rejected|all"),
+    hold_state: str = typer.Option(
+        "unresolved", "--state", help="open|awaiting_approval|unresolved (both)|released|rejected|all"
+    ),
     overdue: bool = typer.Option(False, "--overdue", help="only unresolved holds past their SLA"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
-    """Holds in one state (default: open), oldest first."""
+    """Holds in one state (default: unresolved, i.e. open or awaiting approval), oldest first."""
     from screener.holds_export import table
     from screener.review_queries import hold_record, list_holds
 
@@ -65,7 +67,7 @@ def list_cmd(
         rows = [
             [
                 r["id"],
-                r["state"],
+                r["state"] + (f" ({r['release_requested_by']})" if r["state"] == "awaiting_approval" else ""),
                 r["verdict"],
                 r["amount"],
                 r["token"],
@@ -208,7 +210,7 @@ def note_cmd(
 @handle_errors
 def export_cmd(
     fmt: str = typer.Option("csv", "--format", help="csv or json"),
-    hold_state: str = typer.Option("all", "--state", help="open|awaiting_approval|released|rejected|all"),
+    hold_state: str = typer.Option("all", "--state", help="open|awaiting_approval|unresolved|released|rejected|all"),
 ) -> None:
     """Every hold (default: all states) as CSV or JSON on stdout, for reports and reconciliation."""
     from screener.holds_export import check_format, render

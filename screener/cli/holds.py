@@ -101,6 +101,10 @@ def show_cmd(
             typer.echo(_render_detail(record))
 
 
+def _plain(value: Any) -> str:
+    return ",".join(str(v) for v in value) if isinstance(value, list) else str(value)
+
+
 def _render_detail(r: dict[str, Any]) -> str:
     lines = [
         f"{r['id']}  {r['state']}  verdict {r['verdict']}" + ("  OVERDUE" if r["overdue"] else ""),
@@ -113,7 +117,9 @@ def _render_detail(r: dict[str, Any]) -> str:
     ]
     for f in r["findings"] or [{"rule_id": "(none)"}]:
         extra = " ".join(
-            f"{k}={f[k]}" for k in ("matched_address", "entity", "programs", "evidence_tx", "hop_path") if f.get(k)
+            f"{k}={_plain(f[k])}"
+            for k in ("matched_address", "entity", "programs", "evidence_tx", "hop_path")
+            if f.get(k)
         )
         lines.append(f"  - {f['rule_id']} [{f.get('severity', '')}] party={f.get('party', '')} {extra}".rstrip())
         if f.get("detail"):

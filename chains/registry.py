@@ -172,7 +172,7 @@ def resolve_chain(name: str, overrides: Mapping[str, Any] | None = None) -> Chai
     tag = ovr.get("finality_tag", base.finality_tag)
     if tag is not None and tag not in FINALITY_TAGS:
         raise ConfigError(f"chains.{name}.finality_tag must be one of {FINALITY_TAGS}", "fix the setting")
-    fields = {k: ovr[k] for k in _NEW_CHAIN_DEFAULTS if k in ovr}
+    fields = {k: ovr[k] for k in _NEW_CHAIN_DEFAULTS if k in ovr and k != "finality_tag"}
     spec = replace(base, chain_id=chain_id, tokens=tokens, finality_tag=tag, **fields)
     if "request_timeout_s" in ovr:
         spec = replace(spec, request_timeout_s=float(ovr["request_timeout_s"]))

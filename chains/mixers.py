@@ -225,6 +225,8 @@ def scan_funding(
     is incomplete and the caller must treat the two-hop check as not done (fail closed). Mints (from the
     zero address) are not funding by a wallet and are left out.
     """
+    if not tokens:
+        return FundingScan((), complete=True, calls_used=0)  # an empty address filter would match every contract
     found: list[FundingTransfer] = []
     calls = 0
     hi = to_block

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from eth_utils import keccak
+from sqlalchemy.engine import Engine
 
 from chains.blacklists import (
     ADDED_BLACKLIST_TOPIC0,
@@ -20,8 +22,14 @@ from chains.blacklists import (
     is_blacklisted_call,
     scan_blacklist_events,
 )
+from screener.db import session_scope
+from screener.devnet import deploy
+from screener.indexes import BlacklistToken, blacklist_facts, scan_blacklist_index
+from screener.settings import Settings
 from screener_base.addresses import Family
 from screener_base.errors import DecodeError
+from tests.support.anvil import Anvil
+from tests.support.screening_env import anvil_source
 
 USER = "0x00000000000000000000000000000000000000cc"
 WORD = "0" * 24 + USER[2:]
@@ -118,3 +126,27 @@ def test_point_read_encoding() -> None:
     assert decode_bool("0x" + "0" * 64) is False
     with pytest.raises(DecodeError):
         decode_bool("0x" + "0" * 63 + "2")
+
+
+def test_blacklist_index_on_anvil_both_issuers(engine: Engine, anvil_module: Anvil) -> None:
+    """TetherLike (address in data) and FiatTokenLike (address indexed) as deployed contracts emit them."""
+    node = anvil_module
+    tokens = deploy.deploy_stable_tokens(node)
+    added = deploy.add_black_list(node, tokens.usdt, USER)
+    deploy.send(
+        node, deploy.accounts(node)[0], tokens.usdt, deploy.calldata("removeBlackList(address)", ["address"], [USER])
+    )
+    deploy.blacklist(node, tokens.usdc, USER)
+    source = anvil_source(
+        node,
+        "devnet",
+        blacklist_tokens=[
+            BlacklistToken("USDT", tokens.usdt, tokens.usdt, Interface.TETHER),
+            BlacklistToken("USDC", tokens.usdc, tokens.usdc, Interface.FIATTOKEN),
+        ],
+    )
+    assert scan_blacklist_index(engine, source, Settings(), datetime.now(UTC)) == 3
+    with session_scope(engine) as s:
+        facts = blacklist_facts(s, [USER])
+    assert [(f.token_symbol, f.action) for f in facts] == [("USDT", "added"), ("USDT", "removed"), ("USDC", "added")]
+    assert facts[0].tx_hash == added.tx_hash and facts[0].token_contract == tokens.usdt

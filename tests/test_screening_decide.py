@@ -180,3 +180,33 @@ def test_withdrawal_indexed_later_flags_a_credited_deposit(env: Env) -> None:
         flags = s.exec(select(ReviewFlag).where(ReviewFlag.deposit_id == deposit.id)).all()
         assert [(f.rule_id, f.matched_address) for f in flags] == [("mixer.withdrawal_recipient", sender)]
     assert env.status(deposit) == DepositStatus.CREDITED  # a flag moves no money
+
+
+def _two_hop_settings(env: Env, budget: int) -> Settings:
+    screening = env.settings.screening.model_copy(
+        update={"two_hop_enabled": True, "two_hop_min_units": 0, "two_hop_rpc_budget": budget}
+    )
+    return env.settings.model_copy(update={"screening": screening})
+
+
+def test_two_hop_over_budget_holds(env: Env) -> None:
+    env.node.mine(5)
+    fetcher = CountingFetcher(env.node)
+
+    def lookup(chain: str) -> IndexSource:
+        return anvil_source(env.node, chain, tokens=["0x" + "7e" * 20], max_block_range=1, fetcher=fetcher)
+
+    deposit = make_deposit("polygon", CLEAN, block=env.node.block_number())
+    (verdict,) = env.decide(deposit, settings=_two_hop_settings(env, budget=3), rpc_lookup=lookup)
+    assert verdict.decision is Decision.HOLD
+    assert [f.detail.split(":")[0] for f in verdict.findings] == ["two_hop"]
+    assert "budget of 3 calls" in verdict.findings[0].detail
+    assert fetcher.calls == 2  # the budget less the call kept for block timestamps
+
+
+def test_two_hop_without_rpc_holds(env: Env) -> None:
+    settings = _two_hop_settings(env, budget=20)
+    deposit = make_deposit("polygon", CLEAN, block=env.node.block_number())
+    (verdict,) = env.decide(deposit, settings=settings)
+    assert verdict.decision is Decision.HOLD
+    assert "two_hop: no RPC access" in verdict.summary

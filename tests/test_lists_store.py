@@ -5,6 +5,7 @@ Every test runs on SQLite and PostgreSQL (the ``engine`` fixture).
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -216,3 +217,27 @@ def test_sdn_csv_source_carries_the_truncation_note(engine: Engine, shared_data:
     assert version.source_format == "sdn_csv"
     [hit] = snap.match("evm", "0x12D66F87A04A9E220743712CE6D9BB1B5616B8FC")
     assert hit.entity == "TORNADO CASH" and hit.note and "1000 characters" in hit.note
+
+
+def test_concurrent_refreshes_activate_once(engine: Engine, lists_xml: dict[str, bytes], tmp_path: Path) -> None:
+    source = tmp_path / "sdn.xml"
+    source.write_bytes(lists_xml["2025-05-30"])
+    results: list[lists_store.RefreshResult] = []
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            results.append(lists_store.refresh(engine, _settings(), str(source), NOW))
+        except BaseException as exc:  # reported below; a thread must not swallow it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert errors == []
+    assert sorted(r.status for r in results) == ["unchanged", "unchanged", "updated"]
+    versions = _versions(engine)
+    assert [v.seq for v in versions] == [1, 2]  # one bundle import, one activation
+    assert {r.version_id for r in results} == {versions[-1].id}

@@ -18,6 +18,7 @@ from sqlmodel import Session
 from chains.mixers import mixer_contracts, scan_funding
 from sanctions_lists.snapshot import Snapshot
 from screener import lists_store, review
+from screener.chain_runtime import spec_from_settings
 from screener.indexes import (
     IndexSource,
     blacklist_facts,
@@ -42,7 +43,7 @@ from screener.screening import (
 )
 from screener.settings import Settings
 from screener.verdicts import Verdict
-from screener_base.addresses import Family, tron_to_hex20
+from screener_base.addresses import Family, canonical, tron_to_hex20
 from screener_base.clock import ensure_utc
 from screener_base.errors import ScreenerError, ScreeningUnavailable
 
@@ -133,10 +134,12 @@ def _catch_up(
 def gather(
     session: Session, deposit: Deposit, lists: _ListState, settings: Settings, rpc_lookup: RpcLookup | None
 ) -> ScreeningInput:
-    facts = DepositFacts.of(deposit)
+    facts, mismatch = _facts(deposit, settings)
     parties = facts.parties()
     addresses = [a for _, a in parties]
     got = _list_hits(facts, lists)
+    if mismatch:
+        got.unavailable.append(Unavailable(Check.LISTS, mismatch))
     for kind, check in ((IndexKind.MIXER, Check.MIXER_INDEX), (IndexKind.BLACKLIST, Check.BLACKLIST_INDEX)):
         gap = coverage_gap(session, facts.chain, kind, facts.block_number)
         if gap is not None:
@@ -159,6 +162,23 @@ def gather(
     )
 
 
+def _facts(deposit: Deposit, settings: Settings) -> tuple[DepositFacts, str | None]:
+    """Facts in the chain's family; a stored address not canonical for it cannot be matched reliably."""
+    try:
+        family = spec_from_settings(settings, deposit.chain).family
+    except ScreenerError:
+        return DepositFacts.of(deposit), None  # a chain no longer configured: trust the stored form
+    facts = DepositFacts.of(deposit, family)
+    for party, address in facts.parties():
+        try:
+            ok = canonical(family, address) == address
+        except ScreenerError:
+            ok = False
+        if not ok:
+            return facts, f"{party} {address!r} is not a canonical {family} address for chain {deposit.chain}"
+    return facts, None
+
+
 def _list_hits(facts: DepositFacts, lists: _ListState) -> _Gathered:
     got = _Gathered()
     if lists.snapshot is None:
@@ -170,9 +190,7 @@ def _list_hits(facts: DepositFacts, lists: _ListState) -> _Gathered:
         except ScreenerError as exc:
             got.unavailable.append(Unavailable(Check.LISTS, f"{party} {address!r} could not be matched: {exc}"))
             continue
-        got.hits += [
-            ListHit(party, address, e.address, e.tag, e.entity, e.programs, e.profile_id) for e in entries
-        ]
+        got.hits += [ListHit(party, address, e.address, e.tag, e.entity, e.programs, e.profile_id) for e in entries]
     return got
 
 
@@ -200,8 +218,8 @@ def two_hop_funding(
         return (), "no RPC access to look up the sender's funding"
     cfg = settings.screening
     window_blocks = math.ceil(cfg.two_hop_lookback_days * 86_400 / source.block_time_s)
-    sender = tron_to_hex20(facts.from_address) if facts.family is Family.TRON else facts.from_address
     try:
+        sender = tron_to_hex20(facts.from_address) if facts.family is Family.TRON else facts.from_address
         scan = scan_funding(
             source.fetch_logs,
             source.tokens,

@@ -19,15 +19,24 @@ the sender, whatever its date); this module decides which count, so the rules li
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
-from enum import StrEnum
-from typing import Any
 
+from screener.screening_facts import (
+    BlacklistFact,
+    Check,
+    DepositFacts,
+    FundingFact,
+    ListHit,
+    MixerContractHit,
+    Party,
+    ScreeningInput,
+    Unavailable,
+    WithdrawalFact,
+)
 from screener.settings import ScreeningSettings
 from screener.verdicts import Decision, Finding, Severity, Verdict
-from screener_base.addresses import Family, canonical, infer_family
-from screener_base.clock import ensure_utc
+from screener_base.addresses import Family, canonical
 from screener_base.errors import AddressError
 
 RULE_OFAC = "ofac.sdn"
@@ -41,139 +50,22 @@ RULE_ALLOWLISTED = "allowlist.suppressed"
 
 # Heuristics the allowlist may silence for a known counterparty; an OFAC match and "unavailable" never.
 _ALLOWLISTABLE = frozenset({RULE_MIXER_DIRECT, RULE_MIXER_RECIPIENT, RULE_MIXER_TWO_HOP, RULE_ISSUER_BLACKLIST})
-
-
-class Party(StrEnum):
-    FROM = "from"  # the token transfer's sender
-    INITIATOR = "initiator"  # the transaction's signer (differs when a contract moved the tokens)
-    NONE = "-"  # not about one party (list stale, index behind)
-
-
-class Check(StrEnum):
-    """What could not be checked, for ``unavailable`` findings."""
-
-    LISTS = "lists"
-    INITIATOR = "initiator"
-    MIXER_INDEX = "mixer_index"
-    BLACKLIST_INDEX = "blacklist_index"
-    TWO_HOP = "two_hop"
-
-
-@dataclass(frozen=True)
-class DepositFacts:
-    chain: str
-    family: Family
-    tx_hash: str
-    block_number: int
-    block_time: datetime
-    from_address: str
-    initiator: str | None  # None: the transaction lookup failed
-    amount_raw: int
-    decimals: int
-
-    @classmethod
-    def of(cls, deposit: Any) -> DepositFacts:
-        """Facts of a ``screener.models.deposits.Deposit`` row (duck-typed: this module imports no models).
-
-        The family comes from the stored canonical sender (EVM ``0x...``, Tron ``T...``); the block time falls
-        back to when the deposit was observed.
-        """
-        sender = str(deposit.from_address)
-        when = deposit.block_time or deposit.observed_at
-        return cls(
-            chain=str(deposit.chain),
-            family=infer_family(sender),
-            tx_hash=str(deposit.tx_hash),
-            block_number=int(deposit.block_number),
-            block_time=ensure_utc(when),
-            from_address=sender,
-            initiator=deposit.initiator,
-            amount_raw=int(deposit.amount_raw),
-            decimals=int(deposit.decimals),
-        )
-
-    def parties(self) -> list[tuple[Party, str]]:
-        out = [(Party.FROM, self.from_address)]
-        if self.initiator is not None and self.initiator != self.from_address:
-            out.append((Party.INITIATOR, self.initiator))
-        return out
-
-
-@dataclass(frozen=True)
-class ListHit:
-    """One list entry matching one party."""
-
-    party: Party
-    address: str  # the party's canonical address
-    listed_as: str  # as OFAC published it (case, asset tag)
-    asset: str
-    entity: str | None  # None when the list version does not name the party
-    programs: tuple[str, ...] = ()
-    profile_id: str | None = None
-
-
-@dataclass(frozen=True)
-class MixerContractHit:
-    """A party that is itself a mixer contract or relayer."""
-
-    party: Party
-    address: str
-    kind: str  # pool | proxy | relayer_registry | relayer | privacy_protocol
-    label: str
-
-
-@dataclass(frozen=True)
-class WithdrawalFact:
-    """A mixer Withdrawal whose recipient is ``address`` (a party, or a funder for two-hop)."""
-
-    address: str
-    chain: str
-    pool: str
-    relayer: str | None
-    tx_hash: str
-    block_number: int
-    block_time: datetime
-
-
-@dataclass(frozen=True)
-class FundingFact:
-    """The sender was funded (USDT/USDC) by ``funder``, which received ``withdrawal``."""
-
-    funder: str
-    funding_tx: str
-    funding_block: int
-    funding_time: datetime
-    withdrawal: WithdrawalFact
-
-
-@dataclass(frozen=True)
-class BlacklistFact:
-    address: str
-    chain: str
-    token_symbol: str
-    token_contract: str
-    action: str  # added | removed
-    tx_hash: str
-    block_number: int
-    block_time: datetime
-
-
-@dataclass(frozen=True)
-class Unavailable:
-    check: Check
-    detail: str
-
-
-@dataclass(frozen=True)
-class ScreeningInput:
-    deposit: DepositFacts
-    list_version_id: int | None
-    list_hits: tuple[ListHit, ...] = ()
-    mixer_contracts: tuple[MixerContractHit, ...] = ()
-    withdrawals: tuple[WithdrawalFact, ...] = ()
-    funding: tuple[FundingFact, ...] = ()
-    blacklist: tuple[BlacklistFact, ...] = ()
-    unavailable: tuple[Unavailable, ...] = ()
+# The facts are re-exported: callers import the policy and its input types from one place.
+__all__ = [
+    "BlacklistFact",
+    "Check",
+    "DepositFacts",
+    "FundingFact",
+    "ListHit",
+    "MixerContractHit",
+    "Party",
+    "ScreeningInput",
+    "Unavailable",
+    "WithdrawalFact",
+    "decision_for",
+    "screen",
+    "two_hop_applies",
+]
 
 
 def two_hop_applies(deposit: DepositFacts, config: ScreeningSettings) -> bool:

@@ -210,3 +210,14 @@ def test_two_hop_without_rpc_holds(env: Env) -> None:
     (verdict,) = env.decide(deposit, settings=settings)
     assert verdict.decision is Decision.HOLD
     assert "two_hop: no RPC access" in verdict.summary
+
+
+def test_address_not_canonical_for_the_chain_holds_but_still_matches(env: Env) -> None:
+    """A Tron deposit stored with the hex form (a recording bug) is matched as Tron and held as suspect."""
+    from screener_base.addresses import tron_to_hex20
+
+    deposit = make_deposit("tron", tron_to_hex20(TRON_USDT), block=env.node.block_number())
+    (verdict,) = env.decide(deposit, rpc_lookup=env.lookup())
+    assert verdict.decision is Decision.BLOCK
+    assert _rules(verdict) == [("ofac.sdn", "from"), ("unavailable", "-")]
+    assert "not a canonical tron address" in verdict.findings[1].detail

@@ -13,12 +13,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from screener import review
+from screener import lists_store, review
 from screener.alerts import OUTBOX, AlertKind, enqueue
 from screener.models.daemon import ChainStatus
 from screener.models.deposits import Deposit
 from screener.models.ledger import FlagState, Hold, HoldState, ReviewFlag
 from screener.review_rules import flag_label, format_units, hold_label
+from screener.settings import Settings
 from screener_base.clock import ensure_utc
 
 DETECT_LIMIT = 200
@@ -125,22 +126,44 @@ def detect_halted_chains(session: Session, halt_after_s: float, now: datetime) -
             f"{int(stalled_s)} s (last error: {status.last_error or 'none'})"
         )
         payload = {"chain": status.chain, "safe_head_block": status.safe_head_block, "stalled_s": int(stalled_s)}
-        enqueue(session, AlertKind.CHAIN_HALTED, f"{status.chain}:{status.safe_head_block}", text, now, payload)
+        key = f"{status.chain}:stalled:{status.safe_head_block}"
+        enqueue(session, AlertKind.CHAIN_HALTED, key, text, now, payload)
         found += 1
     return found
 
 
-def deep_reorg(session: Session, chain: str, depth_blocks: int, at_block: int, detail: str, now: datetime) -> None:
-    """A reorg reached blocks the pipeline had already processed (deeper than the confirmations)."""
-    text = f"deep reorg on {chain}: {depth_blocks} blocks replaced at block {at_block}; {detail}"
+def deep_reorg(
+    session: Session, chain: str, depth_blocks: int | None, at_block: int | None, detail: str, now: datetime
+) -> None:
+    """A reorg reached blocks below the safe head, which the pipeline had already processed."""
+    depth = f"{depth_blocks} block(s)" if depth_blocks is not None else "too many blocks to rewind"
+    text = f"deep reorg on {chain} at block {at_block}: {depth} replaced; {detail}"
     payload = {"chain": chain, "depth_blocks": depth_blocks, "at_block": at_block, "detail": detail}
     enqueue(session, AlertKind.DEEP_REORG, f"{chain}:{at_block}:{depth_blocks}", text, now, payload)
+
+
+def chain_halted(session: Session, chain: str, at_block: int | None, detail: str, now: datetime) -> None:
+    """The pipeline stopped this chain for a person to look at (e.g. endpoints contradicting each other)."""
+    text = f"chain {chain} halted after block {at_block}: {detail}"
+    payload = {"chain": chain, "at_block": at_block, "detail": detail}
+    enqueue(session, AlertKind.CHAIN_HALTED, f"{chain}:{at_block}", text, now, payload)
 
 
 def list_refresh_failed(session: Session, reason: str, run_key: str, now: datetime) -> None:
     """One alert per failed refresh run (``run_key`` names the run, e.g. its scheduled time)."""
     text = f"sanctions list refresh failed: {reason}"
     enqueue(session, AlertKind.LIST_REFRESH_FAILED, run_key, text, now, {"reason": reason})
+
+
+def check_list_freshness(session: Session, settings: Settings, now: datetime) -> bool:
+    """Alert (once per version) when the active list is stale or missing; True when it is fresh."""
+    version = lists_store.active_version(session)
+    max_age_h = settings.lists.max_list_age_h
+    if version is not None and not lists_store.is_stale(version, settings, now):
+        return True
+    age_h = lists_store.list_age(version, now).total_seconds() / 3600 if version is not None else None
+    list_stale(session, version.id if version is not None else None, age_h, max_age_h, now)
+    return False
 
 
 def list_stale(session: Session, version_id: int | None, age_h: float | None, max_age_h: float, now: datetime) -> None:

@@ -111,6 +111,7 @@ def configure_logging(settings: LoggingSettings, stream: TextIO | None = None) -
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(settings.level)
-    # APScheduler logs every run at INFO; our own tick line says more.
-    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, root.level))
+    # These log every job run / HTTP request at INFO; our own tick line says more.
+    for noisy in ("apscheduler", "httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     return handler

@@ -15,12 +15,14 @@ from sqlmodel import Session, col, select
 
 from screener import lists_store
 from screener.alerts import outbox_counts
+from screener.models.chain import ScanCursor
 from screener.models.daemon import ChainStatus, Lease, RpcEndpointErrors, Worker
 from screener.models.deposits import Deposit, DepositStatus
 from screener.models.ledger import FlagState, Hold, HoldState, ReviewFlag
 from screener.review_rules import is_overdue
 from screener.settings import Settings
 from screener_base.clock import ensure_utc
+from screener_base.errors import ScreenerError
 
 
 @dataclass(frozen=True)
@@ -30,7 +32,7 @@ class ChainView:
     safe_head_block: int | None
     cursor_block: int | None
     lag_blocks: int | None
-    lag_s: float | None
+    lag_s: float | None  # lag_blocks times the chain's nominal block time: an estimate
     last_tick_at: datetime | None
     ticks_ok: int
     ticks_failed: int
@@ -88,29 +90,55 @@ def _live_leases(session: Session, now: datetime) -> dict[str, str]:
     return {r.name: r.holder or "?" for r in rows if ensure_utc(r.expires_at) > now}
 
 
+def _block_time_s(settings: Settings, chain: str) -> float | None:
+    from screener.chain_runtime import spec_from_settings
+
+    try:
+        return spec_from_settings(settings, chain).block_time_s
+    except ScreenerError:
+        return None  # a chain only known from old rows: no lag estimate in seconds
+
+
+def _chain_view(
+    name: str,
+    status: ChainStatus | None,
+    cursor: ScanCursor | None,
+    settings: Settings,
+    configured: bool,
+    holder: str | None,
+) -> ChainView:
+    head = status.head_block if status and status.head_block is not None else (cursor.head_block if cursor else None)
+    safe = status.safe_head_block if status and status.safe_head_block is not None else None
+    if safe is None and cursor is not None:
+        safe = cursor.safe_block
+    last = cursor.next_block - 1 if cursor is not None else None
+    lag = max(0, head - last) if head is not None and last is not None else None
+    block_time_s = _block_time_s(settings, name)
+    return ChainView(
+        chain=name,
+        head_block=head,
+        safe_head_block=safe,
+        cursor_block=last,
+        lag_blocks=lag,
+        lag_s=lag * block_time_s if lag is not None and block_time_s is not None else None,
+        last_tick_at=ensure_utc(status.last_tick_at) if status and status.last_tick_at else None,
+        ticks_ok=status.ticks_ok if status else 0,
+        ticks_failed=status.ticks_failed if status else 0,
+        last_error=status.last_error if status else None,
+        lease_holder=holder,
+        configured=configured,
+    )
+
+
 def _chains(session: Session, settings: Settings, leases: dict[str, str]) -> list[ChainView]:
     configured = set(configured_chains(settings))
-    rows = {r.chain: r for r in session.exec(select(ChainStatus))}
-    views = []
-    for name in sorted(configured | set(rows)):
-        r = rows.get(name)
-        views.append(
-            ChainView(
-                chain=name,
-                head_block=r.head_block if r else None,
-                safe_head_block=r.safe_head_block if r else None,
-                cursor_block=r.cursor_block if r else None,
-                lag_blocks=r.lag_blocks if r else None,
-                lag_s=r.lag_s if r else None,
-                last_tick_at=ensure_utc(r.last_tick_at) if r and r.last_tick_at else None,
-                ticks_ok=r.ticks_ok if r else 0,
-                ticks_failed=r.ticks_failed if r else 0,
-                last_error=r.last_error if r else None,
-                lease_holder=leases.get(f"chain:{name}"),
-                configured=name in configured,
-            )
-        )
-    return views
+    statuses = {r.chain: r for r in session.exec(select(ChainStatus))}
+    cursors = {r.chain: r for r in session.exec(select(ScanCursor))}
+    names = sorted(configured | set(statuses) | set(cursors))
+    return [
+        _chain_view(n, statuses.get(n), cursors.get(n), settings, n in configured, leases.get(f"chain:{n}"))
+        for n in names
+    ]
 
 
 def _holds(session: Session, now: datetime) -> tuple[int, int]:

@@ -65,7 +65,7 @@ def test_halted_chain_alerts_once_per_safe_head(engine: Engine) -> None:
     assert _run(engine, alert_rules.detect_halted_chains, 600.0, NOW + timedelta(seconds=599)) == 0
     for _ in range(2):
         _run(engine, alert_rules.detect_halted_chains, 600.0, NOW + timedelta(seconds=601))
-    assert _keys(engine) == ["chain_halted:x:10"]
+    assert _keys(engine) == ["chain_halted:x:stalled:10"]
 
 
 def test_list_and_reorg_alerts_dedupe_by_key(engine: Engine) -> None:
@@ -74,4 +74,10 @@ def test_list_and_reorg_alerts_dedupe_by_key(engine: Engine) -> None:
             alert_rules.list_stale(s, 4, 80.0, 72.0, NOW)
             alert_rules.list_refresh_failed(s, "HTTP 503", "2025-06-01T12:17", NOW)
             alert_rules.deep_reorg(s, "x", 70, 1234, "cursor rewound", NOW)
-    assert sorted(_keys(engine)) == ["deep_reorg:x:1234:70", "list_refresh_failed:2025-06-01T12:17", "list_stale:4"]
+            alert_rules.chain_halted(s, "y", 99, "endpoints disagree", NOW)
+    assert sorted(_keys(engine)) == [
+        "chain_halted:y:99",
+        "deep_reorg:x:1234:70",
+        "list_refresh_failed:2025-06-01T12:17",
+        "list_stale:4",
+    ]

@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 from screener import review
 from screener.db import session_scope
 from screener.metrics import Family, MetricsServer, ProcessStats, exposition, render
+from screener.models.chain import ScanCursor
 from screener.models.daemon import ChainStatus, RpcEndpointErrors
 from screener.settings import Settings
 from screener.status import collect
@@ -50,17 +51,10 @@ def _fill(engine: Engine) -> None:
         review.apply_verdict(s, make_deposit(3), Verdict(Decision.CREDIT, (), 7), SETTINGS, NOW)
         s.add(
             ChainStatus(
-                chain="ethereum",
-                head_block=120,
-                safe_head_block=100,
-                cursor_block=90,
-                lag_blocks=10,
-                lag_s=120.0,
-                last_tick_at=NOW,
-                ticks_ok=5,
-                ticks_failed=1,
+                chain="ethereum", head_block=120, safe_head_block=100, last_tick_at=NOW, ticks_ok=5, ticks_failed=1
             )
         )
+        s.add(ScanCursor(chain="ethereum", next_block=91, head_block=110, safe_block=90, updated_at=NOW))
         s.add(RpcEndpointErrors(chain="ethereum", endpoint="https://rpc.example/***", errors_total=3, updated_at=NOW))
 
 
@@ -75,8 +69,9 @@ def test_status_figures_are_rendered(engine: Engine) -> None:
     assert got['screener_chain_head_block{chain="ethereum"}'] == 120
     assert got['screener_chain_safe_head_block{chain="ethereum"}'] == 100
     assert got['screener_chain_cursor_block{chain="ethereum"}'] == 90
-    assert got['screener_chain_lag_blocks{chain="ethereum"}'] == 10
-    assert got['screener_chain_lag_seconds{chain="ethereum"}'] == 120.0
+    assert got['screener_chain_lag_blocks{chain="ethereum"}'] == 30
+    # Estimated from ethereum's nominal 12 s block time.
+    assert got['screener_chain_lag_seconds{chain="ethereum"}'] == 360.0
     assert got['screener_deposits{status="credited"}'] == 2
     assert got['screener_deposits{status="held"}'] == 1
     assert got["screener_deposits_recorded_total"] == 3

@@ -74,7 +74,10 @@ class AlertOutbox(SQLModel, table=True):
 
 
 class ChainStatus(SQLModel, table=True):
-    """The last tick's view of one chain, for metrics, `screener status` and halt detection."""
+    """What the last ticks saw of one chain (the cursor itself is the pipeline's scan_cursors row).
+
+    Written after every tick, idle ones included, for metrics, `screener status` and halt detection.
+    """
 
     __tablename__ = "chain_status"
 
@@ -82,9 +85,6 @@ class ChainStatus(SQLModel, table=True):
     worker_id: str | None = Field(default=None, max_length=128)
     head_block: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger))
     safe_head_block: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger))
-    cursor_block: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger))
-    lag_blocks: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger))
-    lag_s: float | None = Field(default=None)
     last_tick_at: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime(timezone=True)))
     # When the safe head last moved; a chain whose safe head stands still too long is "halted".
     last_progress_at: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime(timezone=True)))

@@ -288,11 +288,25 @@ def classify_anchor_mismatch(client: RpcClient, ep: Endpoint, anchor: Header, ma
     return AnchorCheck(AnchorState.REORG, again)
 
 
-def find_fork(client: RpcClient, ep: Endpoint, kept: Sequence[Header]) -> Header | None:
-    """The newest kept header still canonical on ``ep`` (None if none is)."""
-    ordered = sorted(kept, key=lambda h: h.number, reverse=True)
+@dataclass(frozen=True)
+class Fork:
+    """Where our kept headers leave the canonical chain."""
+
+    base: Header | None  # newest kept header still canonical (None: none is)
+    lowest_replaced: int  # lowest kept header number that is no longer canonical
+
+
+def find_fork(client: RpcClient, ep: Endpoint, kept: Sequence[Header], replaced: Header) -> Fork:
+    """Compare ``kept`` headers (below ``replaced``, known not canonical) with ``ep``'s chain.
+
+    Headers are sparse (range ends, deposit blocks), so the true fork lies somewhere between ``base`` and
+    ``lowest_replaced``: the reorg is at least ``replaced.number - lowest_replaced + 1`` deep.
+    """
+    ordered = sorted((h for h in kept if h.number < replaced.number), key=lambda h: h.number, reverse=True)
     current = get_headers(client, ep, [h.number for h in ordered])
+    lowest = replaced.number
     for stored, now in zip(ordered, current, strict=True):
         if now is not None and now.hash == stored.hash:
-            return stored
-    return None
+            return Fork(stored, lowest)
+        lowest = stored.number
+    return Fork(None, lowest)

@@ -74,7 +74,8 @@ MAX_UNSTABLE_TICKS = 5
 @dataclass
 class ReorgInfo:
     fork_block: int  # newest kept block still canonical; scanning resumes after it
-    depth_blocks: int  # from the replaced last-scanned block down to the fork
+    min_depth_blocks: int  # the reorg replaced at least this many of the blocks we had read
+    rescanned_blocks: int  # blocks read again (kept headers are sparse, so possibly more than replaced)
     orphaned: int  # deposits whose block was replaced
 
 
@@ -174,7 +175,8 @@ def _tick_on(
     result.lag_blocks = heads.head - (start - 1)
     if end < start:
         return result
-    scan = scan_range(rt, ep, start, end, pre[-1], anchor)
+    # The first range also keeps the block below it: a lower bound for locating any later reorg.
+    scan = scan_range(rt, ep, start, end, pre[-1], anchor, keep_base=state.next_block is None)
     _copy_counts(result, scan)
     if not scan.consistent:
         rt.consecutive_unstable += 1
@@ -239,12 +241,13 @@ def _rewind(
             f"{rt.name}: block {anchor.number} changed although block {final} is finalized; nothing rewound",
             "the endpoint is broken or the chain broke finality; check it against another provider",
         )
-    fork = find_fork(rt.client, ep, [h for h in state.kept if h.number < anchor.number])
-    depth = anchor.number - fork.number if fork else None
-    if fork is None or depth is None or depth > rt.spec.max_reorg_depth:
+    found = find_fork(rt.client, ep, state.kept, anchor)
+    min_depth = anchor.number - found.lowest_replaced + 1
+    fork = found.base
+    if fork is None or min_depth > rt.spec.max_reorg_depth:
         raise DeepReorg(
-            f"{rt.name}: reorg below block {anchor.number} deeper than {rt.spec.max_reorg_depth} blocks "
-            "(or than the kept headers); nothing rewound",
+            f"{rt.name}: reorg of at least {min_depth} blocks below block {anchor.number}, deeper than "
+            f"max_reorg_depth {rt.spec.max_reorg_depth} or than the kept headers; nothing rewound",
             "confirm on an explorer; raise max_reorg_depth or re-scan with `screener backfill` after review",
         )
     candidates = _orphan_ids(engine, rt, ep, fork.number)
@@ -256,9 +259,16 @@ def _rewind(
             on_orphaned(session, orphans, now)
         drop_headers_above(session, rt.name, fork.number)
         move_cursor(session, cursor, rt.name, fork.number + 1, now, reorg=True)
-    log.warning("%s: reorg of %d blocks below %d; rescanning from %d", rt.name, depth, anchor.number, fork.number + 1)
+    log.warning(
+        "%s: reorg of >= %d blocks at %d; rescanning from %d", rt.name, min_depth, anchor.number, fork.number + 1
+    )
     result.status = "reorg"
-    result.reorg = ReorgInfo(fork_block=fork.number, depth_blocks=depth, orphaned=len(candidates))
+    result.reorg = ReorgInfo(
+        fork_block=fork.number,
+        min_depth_blocks=min_depth,
+        rescanned_blocks=anchor.number - fork.number,
+        orphaned=len(candidates),
+    )
     return result
 
 

@@ -35,6 +35,7 @@ class RangeScan:
     other_recipients: int = 0
     initiators: dict[str, str | None] = field(default_factory=dict)
     headers: dict[int, Header] = field(default_factory=dict)
+    base_block: int | None = None  # also kept: the block below the first range ever scanned
     consistent: bool = True
     detail: str = ""
     timings_s: dict[str, float] = field(default_factory=dict)
@@ -46,6 +47,8 @@ class RangeScan:
     @property
     def headers_to_keep(self) -> list[Header]:
         keep = {self.to_block} | {t.block_number for t in self.matched}
+        if self.base_block is not None:
+            keep.add(self.base_block)
         return [self.headers[n] for n in sorted(keep) if n in self.headers]
 
     def deposits(self, chain: str, now: datetime) -> list[Deposit]:
@@ -122,7 +125,13 @@ def _check(scan: RangeScan, pre_end: Header, end: int, anchor: Header | None) ->
 
 
 def scan_range(
-    rt: ChainRuntime, ep: Endpoint, start: int, end: int, pre_end: Header | None, anchor: Header | None
+    rt: ChainRuntime,
+    ep: Endpoint,
+    start: int,
+    end: int,
+    pre_end: Header | None,
+    anchor: Header | None,
+    keep_base: bool = False,
 ) -> RangeScan:
     """Read [start, end] (possibly less: the provider's range limit) on ``ep``; see the module docstring."""
     if pre_end is None:
@@ -141,6 +150,9 @@ def scan_range(
     numbers = {end, scan.to_block} | {t.block_number for t in scan.matched}
     if anchor is not None:
         numbers.add(anchor.number)
+    if keep_base:
+        scan.base_block = max(start - 1, 0)
+        numbers.add(scan.base_block)
     _lookup(rt, ep, scan, sorted(numbers))
     _check(scan, pre_end, end, anchor)
     scan.timings_s = {

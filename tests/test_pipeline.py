@@ -54,7 +54,7 @@ def test_deposits_recorded_once_across_restarts(env: ChainEnv, engine: Engine, d
     rt = runtime(settings)
     tick_until_idle(engine, rt, settings)
     first = recorded(engine)
-    assert keys(first) == ground_truth(env.node, env.sent, {env.usdt, env.usdc}, {A, B})
+    assert keys(first) == ground_truth(env.node, {env.usdt, env.usdc}, {A, B})
     assert {(d.account, d.token_symbol, d.amount_raw) for d in first} == {
         ("acct-a", "USDT", 1_000_000),
         ("acct-b", "USDC", 2_500_000),
@@ -71,7 +71,7 @@ def test_deposits_recorded_once_across_restarts(env: ChainEnv, engine: Engine, d
         s.delete(s.get(ScanCursor, CHAIN))
     tick_until_idle(engine2, runtime(settings), settings)
     after = recorded(engine2)
-    assert keys(after) == ground_truth(env.node, env.sent, {env.usdt, env.usdc}, {A, B})
+    assert keys(after) == ground_truth(env.node, {env.usdt, env.usdc}, {A, B})
     assert len(after) == 3
     engine2.dispose()
 
@@ -103,7 +103,7 @@ def test_filter_modes_agree(env: ChainEnv, sqlite_engine: Engine, threshold: int
     env.node.mine(3)
     results = tick_until_idle(engine, runtime(settings), settings)
     recipients = {deposit_address(i) for i in range(20)}
-    assert keys(recorded(engine)) == ground_truth(env.node, env.sent, {env.usdt, env.usdc}, recipients)
+    assert keys(recorded(engine)) == ground_truth(env.node, {env.usdt, env.usdc}, recipients)
     assert len(recorded(engine)) == 7
     if threshold == 0:  # all recipients came back and were filtered locally
         # 3 payments to unregistered addresses + the setup mints of the two watched tokens to 6 holders

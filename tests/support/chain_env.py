@@ -117,19 +117,20 @@ def keys(deposits: Iterable[Deposit]) -> set[tuple[str, int, str, int]]:
     return {(d.tx_hash, d.log_index, d.to_address, d.amount_raw) for d in deposits}
 
 
-def ground_truth(
-    node: Anvil, txs: Iterable[dv.TxResult], tokens: set[str], recipients: set[str]
-) -> set[tuple[str, int, str, int]]:
-    """(tx, log index, to, amount) of Transfers to ``recipients`` in txs that are canonical now."""
+def ground_truth(node: Anvil, tokens: set[str], recipients: set[str]) -> set[tuple[str, int, str, int]]:
+    """(tx, log index, to, amount) of every Transfer to ``recipients`` by ``tokens`` in the canonical chain
+    now, read block by block from receipts: a path independent of eth_getLogs, which the screener uses."""
     truth = set()
-    for tx in txs:
-        receipt = node.rpc("eth_getTransactionReceipt", [tx.tx_hash])
-        if not receipt:
-            continue  # dropped by a reorg
-        for lg in receipt["logs"]:
-            to = "0x" + lg["topics"][2][26:] if len(lg["topics"]) == 3 else None
-            if lg["topics"][0] == TRANSFER_TOPIC0 and lg["address"].lower() in tokens and to in recipients:
-                truth.add((tx.tx_hash, int(lg["logIndex"], 16), to, int(lg["data"], 16)))
+    for number in range(node.block_number() + 1):
+        block = node.rpc("eth_getBlockByNumber", [hex(number), False])
+        for tx_hash in block["transactions"]:
+            for lg in node.rpc("eth_getTransactionReceipt", [tx_hash])["logs"]:
+                topics = lg["topics"]
+                if len(topics) != 3 or topics[0] != TRANSFER_TOPIC0 or lg["address"].lower() not in tokens:
+                    continue
+                to = "0x" + topics[2][26:]
+                if to in recipients:
+                    truth.add((tx_hash.lower(), int(lg["logIndex"], 16), to, int(lg["data"], 16)))
     return truth
 
 

@@ -76,7 +76,8 @@ def _download_once(client: Any, url: str, out: IO[bytes], max_bytes: int, deadli
                     "raise the limit",
                 )
             deadline = time.monotonic() + deadline_s
-            return _copy_limited(resp.iter_bytes(CHUNK_BYTES), out, max_bytes, deadline, url)
+            # Unbuffered: each network read is checked against the deadline, so a slow drip cannot hide.
+            return _copy_limited(resp.iter_bytes(), out, max_bytes, deadline, url)
     except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
         raise _Transient(f"{type(exc).__name__}: {exc}") from exc
 

@@ -241,3 +241,14 @@ def test_concurrent_refreshes_activate_once(engine: Engine, lists_xml: dict[str,
     versions = _versions(engine)
     assert [v.seq for v in versions] == [1, 2]  # one bundle import, one activation
     assert {r.version_id for r in results} == {versions[-1].id}
+
+
+def test_slow_drip_download_is_cut_at_the_attempt_deadline(engine: Engine, lists_xml: dict[str, bytes]) -> None:
+    # Every piece arrives well within the read timeout; only the whole-attempt deadline (10 x 0.2 s) stops it.
+    settings = _settings(download_timeout_s=0.2, max_attempts=1)
+    with serve() as server:
+        url = server.route("/slow", Reply(body=lists_xml["2025-05-30"], drip_s=0.02))
+        result = lists_store.refresh(engine, settings, url, NOW)
+    assert result.status == "rejected" and "attempt deadline" in result.reason
+    active = _active(engine)
+    assert result.version_id == active.id and active.source_format == "bundle"  # only the bundled import

@@ -27,6 +27,7 @@ class Reply:
     delay_s: float = 0.0  # wait this long before answering
     cut_at: int | None = None  # send only this many body bytes, then close (Content-Length stays full)
     sized: bool = True  # False: no Content-Length, the body ends when the connection closes
+    drip_s: float = 0.0  # > 0: send the body 1 KiB at a time with this pause between pieces
 
 
 @dataclass
@@ -114,8 +115,13 @@ class ScriptedServer:
             if reply.cut_at is not None or not reply.sized:
                 handler.send_header("Connection", "close")
             handler.end_headers()
-            handler.wfile.write(reply.body if reply.cut_at is None else reply.body[: reply.cut_at])
-            handler.wfile.flush()
+            body = reply.body if reply.cut_at is None else reply.body[: reply.cut_at]
+            piece = 1024 if reply.drip_s else max(1, len(body))
+            for start in range(0, len(body), piece):
+                if start and reply.drip_s and self._stop.wait(reply.drip_s):
+                    return
+                handler.wfile.write(body[start : start + piece])
+                handler.wfile.flush()
             if reply.cut_at is not None or not reply.sized:
                 handler.close_connection = True
         except (BrokenPipeError, ConnectionResetError):

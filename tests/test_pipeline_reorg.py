@@ -73,7 +73,7 @@ def test_reorg_below_confirmations(env: ChainEnv, sqlite_engine: Engine) -> None
     dropped = env.pay(env.usdc, 1, B, 222)
     rt = runtime(settings)
     tick_until_idle(engine, rt, settings)
-    assert recorded(engine) == [] and truth(env) == set()  # the payment itself was dropped by the reorg  # both are above the safe head (head - 4)
+    assert recorded(engine) == []  # both are above the safe head (head - 4)
     new_tx = transfer_request(env.senders[2], env.usdt, A, 333)
     node.rpc("anvil_reorg", [3, [[raw(node, kept.tx_hash), 2], [new_tx, 0]]])
     assert node.rpc("eth_getTransactionReceipt", [dropped.tx_hash]) is None

@@ -78,6 +78,11 @@ class ReorgInfo:
     rescanned_blocks: int  # blocks read again (kept headers are sparse, so possibly more than replaced)
     orphaned: int  # deposits whose block was replaced
 
+    @property
+    def depth_blocks(self) -> int:
+        """The reorg depth to report (its lower bound)."""
+        return self.min_depth_blocks
+
 
 @dataclass
 class TickResult:

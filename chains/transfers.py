@@ -58,7 +58,9 @@ def _is_hex(text: str, length: int) -> bool:
     return len(text) == length and text[:2] == "0x" and _HEX.issuperset(text[2:])
 
 
-def _address_word(topic: str) -> str | None:
+def _address_word(topic: Any) -> str | None:
+    if not isinstance(topic, str):
+        return None
     word = topic.lower()
     if not _is_hex(word, 66) or not word.startswith(_ZERO_PAD):
         return None
@@ -67,6 +69,8 @@ def _address_word(topic: str) -> str | None:
 
 def _shape_reject(log: Mapping[str, Any], tokens: Collection[str]) -> Reject | None:
     """The reason a log is not a well-formed Transfer of a watched token, or None."""
+    if not isinstance(log, Mapping):
+        return Reject.MALFORMED
     topics = log.get("topics")
     if not isinstance(topics, list) or not topics:
         return Reject.MALFORMED
@@ -85,11 +89,17 @@ def _shape_reject(log: Mapping[str, Any], tokens: Collection[str]) -> Reject | N
     return None
 
 
+def _quantity(value: Any) -> int | None:
+    """A JSON-RPC quantity (``0x`` + hex digits) as an int; None for anything else (signs, spaces, ``_``)."""
+    if not isinstance(value, str) or len(value) < 3 or value[:2] != "0x" or not _HEX.issuperset(value[2:].lower()):
+        return None
+    return int(value, 16)
+
+
 def _position(log: Mapping[str, Any]) -> tuple[str, int, int, str] | None:
     tx_hash, block_hash = log.get("transactionHash"), log.get("blockHash")
-    try:
-        log_index, block_number = int(log["logIndex"], 16), int(log["blockNumber"], 16)
-    except (KeyError, TypeError, ValueError):
+    log_index, block_number = _quantity(log.get("logIndex")), _quantity(log.get("blockNumber"))
+    if log_index is None or block_number is None:
         return None
     if not isinstance(tx_hash, str) or not isinstance(block_hash, str):
         return None
@@ -140,7 +150,7 @@ def decode_transfers(
             out.rejected[reason] += 1
             continue
         to_topic = log["topics"][2]
-        if recipients is not None and ("0x" + to_topic[26:].lower()) not in recipients:
+        if recipients is not None and (not isinstance(to_topic, str) or "0x" + to_topic[26:].lower() not in recipients):
             if _address_word(to_topic) is None:
                 out.rejected[Reject.BAD_ADDRESS_WORD] += 1
             else:

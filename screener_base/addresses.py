@@ -16,10 +16,10 @@ from eth_utils import to_checksum_address
 
 from screener_base.errors import AddressError
 
-_EVM_RE = re.compile(r"^0x[0-9a-fA-F]{40}$")
-_TRON_RE = re.compile(r"^T[1-9A-HJ-NP-Za-km-z]{33}$")
+_EVM_RE = re.compile(r"^0x[0-9a-fA-F]{40}\Z")
+_TRON_RE = re.compile(r"^T[1-9A-HJ-NP-Za-km-z]{33}\Z")
 _BTC_LIKE_RE = re.compile(
-    r"^([13][1-9A-HJ-NP-Za-km-z]{25,34}|(bc1|ltc1|tb1)[0-9a-z]{8,87}|[LMX][1-9A-HJ-NP-Za-km-z]{25,34})$"
+    r"^([13][1-9A-HJ-NP-Za-km-z]{25,34}|(bc1|ltc1|tb1)[0-9a-z]{8,87}|[LMX][1-9A-HJ-NP-Za-km-z]{25,34})\Z"
 )
 TRON_VERSION_BYTE = 0x41
 
@@ -115,5 +115,5 @@ def canonical(family: Family | str, address: str) -> str:
 def display(family: Family | str, address: str) -> str:
     fam = Family(family)
     if fam is Family.EVM:
-        return evm_display(address)
+        return evm_display(canonical(fam, address))  # surrounding whitespace: accepted as by canonical()
     return canonical(fam, address)

@@ -320,7 +320,7 @@ def _publication_date(parts: dict[str, str], source_name: str) -> datetime | Non
         return None
     try:
         return datetime(int(parts["Year"]), int(parts["Month"]), int(parts["Day"]), tzinfo=UTC)
-    except (KeyError, ValueError) as exc:
+    except (KeyError, ValueError, OverflowError) as exc:  # OverflowError: a Year of 20 digits
         raise ListError(f"{source_name} has an invalid DateOfIssue {parts}: {exc}", _REMEDY) from None
 
 

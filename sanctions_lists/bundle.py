@@ -52,6 +52,13 @@ def _read_json(stream: BinaryIO, source_name: str) -> dict[str, Any]:
     return doc
 
 
+def _opt_str(row: dict[str, Any], key: str) -> str | None:
+    value = row.get(key)
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"{key} is a {type(value).__name__}, not a string")
+    return value
+
+
 def parse_bundle(stream: BinaryIO, source_name: str = "bundle") -> ParsedList:
     doc = _read_json(stream, source_name)
     rows = doc.get("entries")
@@ -62,10 +69,10 @@ def parse_bundle(stream: BinaryIO, source_name: str = "bundle") -> ParsedList:
             make_entry(
                 str(row["address"]),
                 str(row["tag"]),
-                entity=row.get("entity"),
+                entity=_opt_str(row, "entity"),
                 programs=tuple(str(p) for p in row.get("programs") or ()),
-                profile_id=row.get("profile_id"),
-                note=row.get("note"),
+                profile_id=_opt_str(row, "profile_id"),
+                note=_opt_str(row, "note"),
             )
             for row in rows
         )

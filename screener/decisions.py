@@ -24,6 +24,8 @@ from screener.indexes import (
     blacklist_facts,
     catch_up,
     coverage_gap,
+    extend_back,
+    lookback_blocks,
     relayers_among,
     withdrawals_to,
 )
@@ -109,26 +111,39 @@ def _list_state(session: Session, settings: Settings, now: datetime) -> _ListSta
     return _ListState(version_id, snapshot, None)
 
 
+def _window_blocks(settings: Settings, chain: str, kind: str) -> int:
+    """The lookback window in the chain's blocks; 0 for a chain no longer configured (its index is as is)."""
+    try:
+        block_time_s = spec_from_settings(settings, chain).block_time_s
+    except ScreenerError:
+        return 0
+    return lookback_blocks(settings, kind, block_time_s)
+
+
 def _catch_up(
     session: Session, deposits: Sequence[Deposit], settings: Settings, now: datetime, rpc_lookup: RpcLookup | None
 ) -> None:
+    """Bring each chain's indexes over the deposits' blocks and their lookback windows (forward, then back)."""
     if rpc_lookup is None:
         return
-    highest: dict[str, int] = {}
+    spans: dict[str, tuple[int, int]] = {}
     for d in deposits:
-        highest[d.chain] = max(highest.get(d.chain, -1), int(d.block_number))
-    for chain, block in sorted(highest.items()):
+        low, high = spans.get(d.chain, (int(d.block_number), int(d.block_number)))
+        spans[d.chain] = (min(low, int(d.block_number)), max(high, int(d.block_number)))
+    for chain, (low, high) in sorted(spans.items()):
         source = rpc_lookup(chain)
         if source is None:
             continue
         for kind in (IndexKind.MIXER, IndexKind.BLACKLIST):
-            if coverage_gap(session, chain, kind, block) is None:
-                continue
+            window = _window_blocks(settings, chain, kind)
             try:
-                catch_up(session, source, kind, settings, now, block)
+                if coverage_gap(session, chain, kind, high) is not None:
+                    catch_up(session, source, kind, settings, now, high)
+                if coverage_gap(session, chain, kind, low, window) is not None:
+                    extend_back(session, source, kind, settings, now, max(0, low - window))
             except ScreenerError as exc:
                 # The deposits stay uncovered and are held as "unavailable"; the next scan retries.
-                log.warning("%s %s index catch-up to block %s failed: %s", chain, kind, block, exc)
+                log.warning("%s %s index catch-up for blocks %s..%s failed: %s", chain, kind, low, high, exc)
 
 
 def gather(
@@ -141,7 +156,7 @@ def gather(
     if mismatch:
         got.unavailable.append(Unavailable(Check.LISTS, mismatch))
     for kind, check in ((IndexKind.MIXER, Check.MIXER_INDEX), (IndexKind.BLACKLIST, Check.BLACKLIST_INDEX)):
-        gap = coverage_gap(session, facts.chain, kind, facts.block_number)
+        gap = coverage_gap(session, facts.chain, kind, facts.block_number, _window_blocks(settings, facts.chain, kind))
         if gap is not None:
             got.unavailable.append(Unavailable(check, gap))
     funding: tuple[FundingFact, ...] = ()

@@ -82,8 +82,7 @@ def _lookback_days(settings: Settings, kind: str) -> int:
 def window_start(source: IndexSource, kind: str, settings: Settings, head: int) -> int:
     """First block a fresh index scans: the lookback window (plus margin) before the first deposit block."""
     anchor = head if source.start_block is None else min(head, source.start_block)
-    blocks = math.ceil(_lookback_days(settings, kind) * 86_400 / source.block_time_s * _WINDOW_MARGIN)
-    return max(0, anchor - blocks)
+    return max(0, anchor - math.ceil(lookback_blocks(settings, kind, source.block_time_s) * _WINDOW_MARGIN))
 
 
 def _cursor(session: Session, chain: str, kind: str, *, lock: bool = False) -> IndexCursor | None:
@@ -100,7 +99,8 @@ def _ensure_cursor(
     cursor = _cursor(session, source.chain, kind, lock=True)
     fingerprint = source.fingerprint(kind)
     if cursor is None or cursor.sources != fingerprint:
-        start = window_start(source, kind, settings, head)
+        # With nothing to scan the index is complete from genesis; otherwise it starts at the window.
+        start = window_start(source, kind, settings, head) if source.contracts(kind) else 0
         cursor = cursor or IndexCursor(
             chain=source.chain, kind=kind, next_block=start, first_block=start, sources="", updated_at=now
         )
@@ -175,6 +175,19 @@ def _times(source: IndexSource, blocks: list[int]) -> dict[int, datetime]:
     return {b: ensure_utc(got[b]) for b in wanted}
 
 
+def _insert_new(session: Session, source: IndexSource, kind: str, rows: list[Any]) -> list[Any]:
+    """Insert the rows not stored yet (the caller holds the cursor row's lock); returns them."""
+    if not rows:
+        return []
+    table = MixerWithdrawalRow if kind == IndexKind.MIXER else BlacklistEventRow
+    hashes = sorted({r.tx_hash for r in rows})
+    stmt = select(table.tx_hash, table.log_index).where(table.chain == source.chain, col(table.tx_hash).in_(hashes))
+    existing = {(h, i) for h, i in session.exec(stmt)}
+    new = [r for r in rows if (r.tx_hash, r.log_index) not in existing]
+    session.add_all(new)
+    return new
+
+
 def _store(
     session: Session, source: IndexSource, kind: str, rows: list[Any], lo: int, next_block: int, now: datetime
 ) -> list[Any]:
@@ -182,14 +195,7 @@ def _store(
     cursor = _cursor(session, source.chain, kind, lock=True)
     if cursor is None or cursor.sources != source.fingerprint(kind) or cursor.next_block < lo:
         return []  # reset or moved by someone else meanwhile; the next scan starts from the stored cursor
-    table = MixerWithdrawalRow if kind == IndexKind.MIXER else BlacklistEventRow
-    new: list[Any] = []
-    if rows:
-        hashes = sorted({r.tx_hash for r in rows})
-        stmt = select(table.tx_hash, table.log_index).where(table.chain == source.chain, col(table.tx_hash).in_(hashes))
-        existing = {(h, i) for h, i in session.exec(stmt)}
-        new = [r for r in rows if (r.tx_hash, r.log_index) not in existing]
-        session.add_all(new)
+    new = _insert_new(session, source, kind, rows)
     cursor.next_block = max(cursor.next_block, next_block)
     cursor.updated_at = now
     session.add(cursor)
@@ -251,15 +257,51 @@ def catch_up(session: Session, source: IndexSource, kind: str, settings: Setting
     return _scan(lambda: nullcontext(session), source, kind, settings, ensure_utc(now), to_block)
 
 
-def coverage_gap(session: Session, chain: str, kind: str, block_number: int) -> str | None:
-    """None when the chain's index of ``kind`` covers ``block_number``; otherwise why not."""
+def extend_back(
+    session: Session, source: IndexSource, kind: str, settings: Settings, now: datetime, down_to_block: int
+) -> int:
+    """Scan below the index's first block, newest range first, inside the caller's transaction.
+
+    For deposits older than the index (a backfill): coverage stays one contiguous range because
+    ``first_block`` only moves down over ranges just scanned. Bounded by index_max_ranges_per_scan.
+    """
+    now = ensure_utc(now)
+    cursor = _cursor(session, source.chain, kind, lock=True)
+    if cursor is None or cursor.sources != source.fingerprint(kind):
+        return 0  # the forward scan creates or resets the cursor first
+    count = 0
+    for _ in range(settings.screening.index_max_ranges_per_scan):
+        if cursor.first_block <= max(0, down_to_block):
+            break
+        hi = cursor.first_block - 1
+        lo = max(0, down_to_block, hi - source.max_block_range + 1)
+        new = _insert_new(session, source, kind, _fetch(source, kind, lo, hi, now) if source.contracts(kind) else [])
+        cursor.first_block, cursor.updated_at = lo, now
+        session.add(cursor)
+        session.flush()
+        if new:
+            from screener.rescreen import apply_index_facts
+
+            apply_index_facts(session, kind, new, settings, now)
+        count += len(new)
+    return count
+
+
+def lookback_blocks(settings: Settings, kind: str, block_time_s: float) -> int:
+    """The lookback window of ``kind`` in blocks of a chain with ``block_time_s`` blocks."""
+    return math.ceil(_lookback_days(settings, kind) * 86_400 / block_time_s)
+
+
+def coverage_gap(session: Session, chain: str, kind: str, block_number: int, window_blocks: int = 0) -> str | None:
+    """None when the chain's index of ``kind`` covers ``block_number`` and the ``window_blocks`` before it."""
     cursor = _cursor(session, chain, kind)
     if cursor is None:
         return f"{chain} has no {kind} index yet"
     if cursor.next_block <= block_number:
         return f"{chain} {kind} index scanned to block {cursor.next_block - 1}, deposit is in block {block_number}"
-    if cursor.first_block > block_number:
-        return f"{chain} {kind} index starts at block {cursor.first_block}, after the deposit's block {block_number}"
+    needed = max(0, block_number - window_blocks)
+    if cursor.first_block > needed:
+        return f"{chain} {kind} index starts at block {cursor.first_block}, its window needs block {needed}"
     return None
 
 

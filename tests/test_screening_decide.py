@@ -14,7 +14,7 @@ from screener import lists_store
 from screener.db import session_scope
 from screener.decisions import decide_deposits, make_decider
 from screener.devnet import mixer
-from screener.indexes import IndexSource, scan_mixer_index
+from screener.indexes import IndexSource, catch_up, scan_mixer_index
 from screener.models.deposits import Deposit, DepositStatus
 from screener.models.ledger import ReviewFlag
 from screener.settings import Settings
@@ -221,3 +221,36 @@ def test_address_not_canonical_for_the_chain_holds_but_still_matches(env: Env) -
     assert verdict.decision is Decision.BLOCK
     assert _rules(verdict) == [("ofac.sdn", "from"), ("unavailable", "-")]
     assert "not a canonical tron address" in verdict.findings[1].detail
+
+
+def test_deposit_older_than_the_index_extends_it_back(env: Env) -> None:
+    """A backfilled deposit below the index's first block: the decider scans back over its window."""
+    node = env.node
+    owner = node.rpc("eth_accounts")[0]
+    sender = "0x" + "b4" * 20
+    node.mine(30)
+    withdrawal = mixer.deposit_and_withdraw(node.rpc, env.pool, owner, sender, f"back{env.pool.address}")
+    node.mine(5)
+    deposit_block = node.block_number()
+    node.mine(60)
+    head = node.block_number()
+    # 24 blocks a day and a one-day window: the index starts 27 blocks below start_block (the head).
+    settings = Settings(
+        lists=FRESH_LISTS,
+        screening={"mixer_lookback_days": 1, "blacklist_lookback_days": 1},
+        chains={"slowchain": {"chain_id": 31337, "block_time_s": 3600.0, "tokens": {"USDT": "0x" + "7e" * 20}}},
+    )
+
+    def lookup(chain: str) -> IndexSource:
+        return anvil_source(node, chain, pools=[env.pool.address], block_time_s=3600.0, start_block=head)
+
+    with session_scope(env.engine) as s:  # the forward scan runs first, as the daemon would
+        catch_up(s, lookup("slowchain"), "mixer", settings, datetime.now(UTC), head)
+        catch_up(s, lookup("slowchain"), "blacklist", settings, datetime.now(UTC), head)
+    (uncovered,) = env.decide(make_deposit("slowchain", sender, block=deposit_block), settings=settings)
+    assert uncovered.decision is Decision.HOLD and "index starts at block" in uncovered.summary
+    (verdict,) = env.decide(
+        make_deposit("slowchain", sender, block=deposit_block, log_index=1), settings=settings, rpc_lookup=lookup
+    )
+    assert _rules(verdict) == [("mixer.withdrawal_recipient", "from")]
+    assert verdict.findings[0].evidence_tx == withdrawal

@@ -47,6 +47,8 @@ def anvil_source(
     family: Family = Family.EVM,
     max_block_range: int = 1000,
     fetcher: CountingFetcher | None = None,
+    block_time_s: float = 1.0,
+    start_block: int | None = 0,
 ) -> IndexSource:
     return IndexSource(
         chain=chain,
@@ -55,8 +57,8 @@ def anvil_source(
         safe_head=node.block_number,
         block_times=lambda numbers: block_times(node, numbers),
         max_block_range=max_block_range,
-        block_time_s=1.0,
-        start_block=0,
+        block_time_s=block_time_s,
+        start_block=start_block,
         mixer_pools=tuple(p.lower() for p in pools),
         tokens=tuple(t.lower() for t in tokens),
         blacklist_tokens=tuple(blacklist_tokens),

@@ -25,16 +25,13 @@ from sqlmodel import Session, col, select
 
 from sanctions_lists.entries import Entry
 from sanctions_lists.snapshot import Diff, Provenance, Snapshot, diff
-from screener.db import session_scope
 from screener.models.lists import ListEntry, ListRefresh, ListVersion, RefreshStatus
 from screener.settings import Settings
 from screener_base.clock import ensure_utc
-from screener_base.errors import ListError, ScreenerError, ScreeningUnavailable
+from screener_base.errors import ListError, ScreeningUnavailable
 
 OnActivated = Callable[[Session, int | None, int, Diff], None]
 SNAPSHOT_CACHE_SIZE = 4
-ACTIVATION_ATTEMPTS = 3
-BUNDLE_FORMAT = "bundle"
 _cache: OrderedDict[tuple[str, int, str], Snapshot] = OrderedDict()
 _cache_lock = threading.Lock()
 
@@ -176,7 +173,7 @@ def recent_refreshes(session: Session, limit: int = 5) -> list[ListRefresh]:
 # -- writing ---------------------------------------------------------------------------------------------------
 
 
-def _insert_version(session: Session, seq: int, snapshot: Snapshot, now: datetime, verified_at: datetime) -> int:
+def insert_version(session: Session, seq: int, snapshot: Snapshot, now: datetime, verified_at: datetime) -> int:
     prov = snapshot.provenance
     assert prov is not None
     version = ListVersion(
@@ -228,39 +225,13 @@ def ensure_active(session: Session, now: datetime) -> ListVersion:
     try:
         with session.begin_nested():
             # The bundle is as fresh as its publication date, not as the moment it was imported.
-            _insert_version(session, 1, Snapshot(parsed.entries, provenance), ensure_utc(now), published)
+            insert_version(session, 1, Snapshot(parsed.entries, provenance), ensure_utc(now), published)
     except sa.exc.IntegrityError:
         pass  # another worker imported it first; use theirs
     version = active_version(session)
     if version is None:
         raise ListError("the bundled snapshot could not be imported", "check the database")
     return version
-
-
-def _record(
-    session: Session,
-    source: str,
-    status: str,
-    reason: str,
-    now: datetime,
-    *,
-    sha256: str | None,
-    size_bytes: int | None,
-    entry_count: int | None,
-    version_id: int | None,
-) -> None:
-    session.add(
-        ListRefresh(
-            attempted_at=now,
-            source=source[:1024],
-            status=status,
-            reason=reason,
-            sha256=sha256,
-            size_bytes=size_bytes,
-            entry_count=entry_count,
-            version_id=version_id,
-        )
-    )
 
 
 def find_rescreen_hook(settings: Settings | None = None) -> OnActivated | None:
@@ -284,109 +255,6 @@ def find_rescreen_hook(settings: Settings | None = None) -> OnActivated | None:
     return cast(OnActivated, hook)
 
 
-def _mark_unchanged(
-    session: Session, active: ListVersion, source: str, now: datetime, size: int | None
-) -> RefreshResult:
-    # Re-reading the bundled snapshot proves nothing about OFAC today: it stays as old as its publication.
-    if active.source_format != BUNDLE_FORMAT and ensure_utc(active.last_verified_at) < now:
-        active.last_verified_at = now
-        session.add(active)
-    _record(
-        session,
-        source,
-        RefreshStatus.UNCHANGED,
-        "same sha256 as the active version",
-        now,
-        sha256=active.sha256,
-        size_bytes=size,
-        entry_count=active.entry_count,
-        version_id=active.id,
-    )
-    return RefreshResult(RefreshStatus.UNCHANGED, active.id, "", sha256=active.sha256, entry_count=active.entry_count)
-
-
-def _activate(
-    session: Session, active: ListVersion, candidate: Snapshot, now: datetime, on_activated: OnActivated | None
-) -> RefreshResult:
-    prov = candidate.provenance
-    assert prov is not None
-    change = diff(load_snapshot(session, active), candidate)
-    verified_at = (prov.published_at or now) if prov.source_format == BUNDLE_FORMAT else now
-    new_id = _insert_version(session, active.seq + 1, candidate, now, verified_at)
-    if on_activated is not None:
-        try:
-            on_activated(session, active.id, new_id, change)
-        except ScreenerError as exc:
-            raise ListError(
-                f"the activation hook failed, so the new list was not activated: {exc}",
-                "fix the cause and run the refresh again",
-            ) from exc
-    _record(
-        session,
-        prov.source,
-        RefreshStatus.UPDATED,
-        change.summary(),
-        now,
-        sha256=prov.sha256,
-        size_bytes=prov.size_bytes,
-        entry_count=len(candidate),
-        version_id=new_id,
-    )
-    return RefreshResult(
-        RefreshStatus.UPDATED, new_id, "", len(change.added), len(change.removed), prov.sha256, len(candidate)
-    )
-
-
-def _settle(
-    engine: Engine,
-    settings: Settings,
-    sha: str,
-    size: int,
-    candidate: Snapshot | None,
-    source: str,
-    now: datetime,
-    on_activated: OnActivated | None,
-) -> RefreshResult:
-    """Under the active version's lock: mark it verified, or vet and activate the candidate."""
-    for _ in range(ACTIVATION_ATTEMPTS):
-        try:
-            with session_scope(engine) as session:
-                active = active_version(session, for_update=True)
-                if active is None:
-                    raise ListError("the active list version disappeared during the refresh", "run it again")
-                if active.sha256 == sha:
-                    return _mark_unchanged(session, active, source, now, size)
-                if candidate is None:
-                    raise ListError("another list version was activated during the download", "run it again")
-                from sanctions_lists.candidate import vet_candidate
-
-                vet_candidate(candidate, active.entry_count, settings.lists.max_drop_fraction)
-                return _activate(session, active, candidate, now, on_activated)
-        except sa.exc.IntegrityError:
-            continue  # another worker took the next seq at the same moment: re-read and decide again
-    raise ListError("other workers kept activating list versions at the same time", "run the refresh again")
-
-
-def _reject(
-    engine: Engine, source: str, reason: str, now: datetime, sha: str | None, size: int | None
-) -> RefreshResult:
-    with session_scope(engine) as session:
-        active = active_version(session)
-        active_id = active.id if active else None
-        _record(
-            session,
-            source,
-            RefreshStatus.REJECTED,
-            reason,
-            now,
-            sha256=sha,
-            size_bytes=size,
-            entry_count=None,
-            version_id=active_id,
-        )
-    return RefreshResult(RefreshStatus.REJECTED, active_id, reason, sha256=sha)
-
-
 def refresh(
     engine: Engine,
     settings: Settings,
@@ -398,41 +266,9 @@ def refresh(
 
     ``on_activated(session, old_version_id, new_version_id, diff)`` runs in the activating transaction; if
     it raises a ScreenerError nothing is activated. Fetch, parse and guard failures return "rejected" (and
-    are recorded) rather than raise; database failures raise.
+    are recorded in list_refreshes) rather than raise; database failures raise.
     """
-    from sanctions_lists.candidate import build_candidate
-    from sanctions_lists.fetch import fetch
+    # screener/lists_refresh.py builds on this module, so it is imported at call time, not at the top.
+    from screener.lists_refresh import run_refresh
 
-    cfg = settings.lists
-    src = source or cfg.source_url
-    now = ensure_utc(now)
-    with session_scope(engine) as session:
-        active_sha = ensure_active(session, now).sha256
-    sha: str | None = None
-    size: int | None = None
-    try:
-        with fetch(
-            src,
-            timeout_s=cfg.download_timeout_s,
-            max_bytes=cfg.max_download_bytes,
-            max_attempts=cfg.max_attempts,
-            retry_wait_s=cfg.retry_wait_s,
-        ) as fetched:
-            sha, size = fetched.sha256, fetched.size_bytes
-            candidate = None if sha == active_sha else build_candidate(fetched, now)
-        return _settle(engine, settings, sha, size, candidate, src, now, on_activated)
-    except ListError as exc:
-        return _reject(engine, src, str(exc), now, sha, size)
-
-
-__all__ = [
-    "OnActivated",
-    "RefreshResult",
-    "active_version",
-    "diff_versions",
-    "ensure_active",
-    "find_rescreen_hook",
-    "load_snapshot",
-    "refresh",
-    "screening_snapshot",
-]
+    return run_refresh(engine, settings, source, now, on_activated)

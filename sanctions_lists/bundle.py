@@ -59,6 +59,13 @@ def _opt_str(row: dict[str, Any], key: str) -> str | None:
     return value
 
 
+def _programs(row: dict[str, Any]) -> tuple[str, ...]:
+    value = row.get("programs") or []
+    if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
+        raise TypeError("programs is not a list of strings")
+    return tuple(value)
+
+
 def parse_bundle(stream: BinaryIO, source_name: str = "bundle") -> ParsedList:
     doc = _read_json(stream, source_name)
     rows = doc.get("entries")
@@ -70,7 +77,7 @@ def parse_bundle(stream: BinaryIO, source_name: str = "bundle") -> ParsedList:
                 str(row["address"]),
                 str(row["tag"]),
                 entity=_opt_str(row, "entity"),
-                programs=tuple(str(p) for p in row.get("programs") or ()),
+                programs=_programs(row),
                 profile_id=_opt_str(row, "profile_id"),
                 note=_opt_str(row, "note"),
             )

@@ -105,8 +105,22 @@ def _transfer_id(n: int, step: str) -> str:
         ),
         ("UPDATE holds SET state = 'open' WHERE id = 1", r"^hold H-1: state is 'open' but event 6 recorded 'released'"),
         ("DELETE FROM ledger_transfers WHERE id = :t2", r"^transfer .*:post recorded by event 5 is missing"),
+        ("DELETE FROM holds WHERE id = 1", r"^hold H-1 recorded by event 6 is missing"),
+        (
+            "UPDATE deposits SET status = 'credited' WHERE id = 2",
+            r"^deposit 2 is credited but has transfers \['hold', 'post'\], not \['credit'\]",
+        ),
+        ("UPDATE deposits SET amount_raw = :v WHERE id = 2", r"^deposit 2: amount 501 but its hold transfer moves 500"),
     ],
-    ids=["transfer-amount", "account-balance", "hold-state", "deleted-transfer"],
+    ids=[
+        "transfer-amount",
+        "account-balance",
+        "hold-state",
+        "deleted-transfer",
+        "deleted-hold",
+        "deposit-status",
+        "deposit-amount",
+    ],
 )
 def test_tampered_ledger_rows_are_named(engine: Engine, tamper: str, expected: str) -> None:
     _seed(engine)

@@ -7,7 +7,7 @@ what is left over is found on the next run, since the anti-join on the outbox on
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,9 +15,11 @@ from sqlmodel import Session, col, select
 
 from screener import lists_store, review
 from screener.alerts import OUTBOX, AlertKind, enqueue
+from screener.logging_setup import redact_text
 from screener.models.daemon import ChainStatus
 from screener.models.deposits import Deposit
 from screener.models.ledger import FlagState, Hold, HoldState, ReviewFlag
+from screener.models.lists import ListRefresh, RefreshStatus
 from screener.review_rules import flag_label, format_units, hold_label
 from screener.settings import Settings
 from screener_base.clock import ensure_utc
@@ -150,9 +152,32 @@ def chain_halted(session: Session, chain: str, at_block: int | None, detail: str
 
 
 def list_refresh_failed(session: Session, reason: str, run_key: str, now: datetime) -> None:
-    """One alert per failed refresh run (``run_key`` names the run, e.g. its scheduled time)."""
+    """A refresh run that raised before it could record itself (``run_key`` names the run)."""
     text = f"sanctions list refresh failed: {reason}"
     enqueue(session, AlertKind.LIST_REFRESH_FAILED, run_key, text, now, {"reason": reason})
+
+
+def detect_failed_refreshes(session: Session, now: datetime, limit: int = DETECT_LIMIT) -> int:
+    """One alert per rejected refresh recorded in the last day, whoever ran it (a worker or the CLI)."""
+    stmt = (
+        select(ListRefresh)
+        .where(
+            ListRefresh.status == RefreshStatus.REJECTED,
+            col(ListRefresh.attempted_at) > now - timedelta(days=1),
+            col(ListRefresh.id).not_in(_alerted(AlertKind.LIST_REFRESH_FAILED)),
+        )
+        .order_by(col(ListRefresh.id))
+        .limit(limit)
+    )
+    found = 0
+    for attempt in session.exec(stmt):
+        source = redact_text(attempt.source)
+        text = f"sanctions list refresh failed ({source}): {attempt.reason}; the active version stays in force"
+        payload = {"refresh_id": attempt.id, "source": source, "reason": attempt.reason, "status": attempt.status}
+        key = f"refresh:{attempt.id}"
+        enqueue(session, AlertKind.LIST_REFRESH_FAILED, key, text, now, payload, ref_id=attempt.id)
+        found += 1
+    return found
 
 
 def check_list_freshness(session: Session, settings: Settings, now: datetime) -> bool:

@@ -236,6 +236,8 @@ class Jobs:
         self.run_job("lists_refresh", self._refresh_lists)
 
     def _refresh_lists(self) -> None:
+        # A rejected refresh is recorded by lists_store and alerted by the alerts job (as one run by the CLI
+        # would be); only a refresh that raises before recording anything is alerted here.
         ctx = self.ctx
         with self._leased("job:lists_refresh") as grant:
             if grant is None:
@@ -244,16 +246,16 @@ class Jobs:
             hook = lists_store.find_rescreen_hook(ctx.settings)
             try:
                 result = lists_store.refresh(ctx.engine, ctx.settings, None, now, on_activated=hook)
-                ok, reason = result.ok, result.reason
-                log.info("list refresh: %s", result.summary_line())
             except LeaseLost:
                 raise
             except Exception as exc:
-                ok, reason = False, redact_text(f"{type(exc).__name__}: {exc}")
-            if not ok:
+                reason = redact_text(f"{type(exc).__name__}: {exc}")
                 log.error("list refresh failed: %s", reason)
                 with session_scope(ctx.engine) as session:
                     alert_rules.list_refresh_failed(session, reason, now.isoformat(timespec="minutes"), now)
+                return
+            level = logging.INFO if result.ok else logging.ERROR
+            log.log(level, "list refresh: %s", result.summary_line())
 
     def scan_index(self, kind: str) -> None:
         self.run_job(f"{kind}_index", lambda: self._scan_index(kind))
@@ -302,6 +304,7 @@ class Jobs:
             with session_scope(ctx.engine) as session:
                 alert_rules.detect_opened_holds(session, now)
                 alert_rules.detect_review_flags(session, now)
+                alert_rules.detect_failed_refreshes(session, now)
             deliver_due(ctx.engine, ctx.settings.alerts, ctx.now_fn)
 
     # --- per-worker jobs --------------------------------------------------------------------------------

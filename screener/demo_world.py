@@ -47,7 +47,7 @@ class DemoWorld:
 
 @dataclass(frozen=True)
 class Sent:
-    label: str  # what kind of sender, for people
+    label: str  # who sent it, for people: "a clean sender"
     account: str
     symbol: str  # USDT | USDC
     amount_raw: int
@@ -162,10 +162,10 @@ def send_scenario(world: DemoWorld) -> list[Sent]:
     """Deposits from clean, OFAC-listed and mixer-funded senders; the last block is mined past confirmations."""
     t = world.tokens
     sent = [
-        Sent("clean sender", "alice", "USDT", 1_000 * UNIT, "", "CREDIT"),
-        Sent("clean sender", "bob", "USDC", 250 * UNIT, "", "CREDIT"),
-        Sent("OFAC-listed sender (LAZARUS GROUP)", "carol", "USDT", 5_000 * UNIT, "", "BLOCK"),
-        Sent("mixer-funded sender", "dave", "USDC", 750 * UNIT, "", "HOLD"),
+        Sent("a clean sender", "alice", "USDT", 1_000 * UNIT, "", "CREDIT"),
+        Sent("a clean sender", "bob", "USDC", 250 * UNIT, "", "CREDIT"),
+        Sent("an OFAC-listed sender (LAZARUS GROUP)", "carol", "USDT", 5_000 * UNIT, "", "BLOCK"),
+        Sent("a mixer-funded sender", "dave", "USDC", 750 * UNIT, "", "HOLD"),
     ]
     out = []
     mixed = mixer_funded_sender(world, "demo")

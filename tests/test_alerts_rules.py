@@ -11,6 +11,7 @@ from screener import alert_rules, review
 from screener.db import session_scope
 from screener.models.daemon import AlertOutbox, ChainStatus
 from screener.models.ledger import Hold
+from screener.models.lists import ListRefresh
 from screener.settings import Settings
 from screener.verdicts import Decision, Finding, Severity, Verdict
 from tests.support.ledger_model import NOW, make_deposit
@@ -81,3 +82,20 @@ def test_list_and_reorg_alerts_dedupe_by_key(engine: Engine) -> None:
         "list_refresh_failed:2025-06-01T12:17",
         "list_stale:4",
     ]
+
+
+def test_rejected_refreshes_alert_once(engine: Engine) -> None:
+    with session_scope(engine) as s:
+        s.add(
+            ListRefresh(
+                attempted_at=NOW, source="https://x.example/list?key=s3cret", status="rejected", reason="HTTP 503"
+            )
+        )
+        s.add(ListRefresh(attempted_at=NOW, source="bundled:x", status="unchanged", reason=""))
+        s.add(ListRefresh(attempted_at=NOW - timedelta(days=2), source="old", status="rejected", reason="old"))
+    for _ in range(2):
+        _run(engine, alert_rules.detect_failed_refreshes, NOW + timedelta(minutes=1))
+    assert _keys(engine) == ["list_refresh_failed:refresh:1"]
+    with session_scope(engine) as s:
+        text = s.execute(sa.select(AlertOutbox.text)).scalar_one()  # type: ignore[call-overload]
+    assert "HTTP 503" in text and "s3cret" not in text

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 
 import httpx
@@ -18,30 +17,13 @@ from screener.settings import Settings
 from screener.status import collect
 from screener.verdicts import Decision, Finding, Severity, Verdict
 from screener_base.errors import ConfigError
+from tests.support.daemon_proc import parse_metrics as parse
 from tests.support.ledger_model import NOW, make_deposit
 
-SAMPLE = re.compile(r'^([a-z_:][a-z0-9_:]*)(\{([a-z_]+="(?:[^"\\]|\\.)*",?)*\})? (-?[0-9.e+-]+|NaN|\+Inf|-Inf)$')
 OFAC = Finding("ofac.sdn", Severity.BLOCKING, "from", "0x" + "11" * 20, 7, "Garantex", ("CYBER2",))
 SETTINGS = Settings(
     review={"sla_h": 1}, chains={"ethereum": {"rpc_urls": ["http://127.0.0.1:1"]}, "bsc": {"rpc_urls": []}}
 )
-
-
-def parse(text: str) -> dict[str, float]:
-    """Sample line -> value; fails on any line that is not valid exposition format."""
-    out: dict[str, float] = {}
-    typed: set[str] = set()
-    for line in text.splitlines():
-        if line.startswith("# TYPE "):
-            typed.add(line.split()[2])
-            continue
-        if line.startswith("# HELP "):
-            continue
-        m = SAMPLE.match(line)
-        assert m, f"not exposition format: {line!r}"
-        assert m.group(1) in typed, f"sample before its TYPE line: {line!r}"
-        out[line.rsplit(" ", 1)[0]] = float(m.group(4))
-    return out
 
 
 def _fill(engine: Engine) -> None:

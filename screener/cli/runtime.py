@@ -93,7 +93,24 @@ def status_cmd(as_json: bool = typer.Option(False, "--json", help="machine-reada
             typer.echo(_text(snap, cli.settings.lists.max_list_age_h))
 
 
+@handle_errors
+def demo_cmd(
+    workdir: str = typer.Option("var/demo", "--workdir", help="where the demo's database, config and log go"),
+    timeout_s: float = typer.Option(120.0, "--timeout-s", help="how long to wait for the deposits to be decided"),
+) -> None:
+    """Local devnet, four deposits (clean, OFAC-listed, mixer-funded), the real daemon, then holds and balances."""
+    from pathlib import Path
+
+    from screener.demo import run_demo
+
+    report = run_demo(Path(workdir), echo=typer.echo, timeout_s=timeout_s)
+    if report.credited == 0 or report.held == 0:
+        typer.echo("error: the demo expected at least one credited and one held deposit", err=True)
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
     app.command("run")(run_cmd)
     app.command("status")(status_cmd)
+    app.command("demo")(demo_cmd)

@@ -7,12 +7,17 @@ inside the commands to keep the CLI's start-up fast.
 
 from __future__ import annotations
 
-from typing import Any
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from screener.cli.common import echo_json, handle_errors, quiet_broken_pipe, state
 from screener_base.errors import ReviewError
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
 
 holds_app = typer.Typer(help="Deposits on hold: list, inspect, release, approve, reject, note, export.")
 flags_app = typer.Typer(help="Review flags on deposits already credited.")
@@ -28,13 +33,13 @@ def _hold_id(text: str | None) -> int:
     return parse_hold_id(text or "")
 
 
-def _now() -> Any:
+def _now() -> datetime:
     from screener_base.clock import utc_now
 
     return utc_now()
 
 
-def _session() -> Any:
+def _session() -> AbstractContextManager[Session]:
     from screener.db import session_scope
 
     return session_scope(state().engine())
@@ -237,7 +242,7 @@ def flags_list_cmd(
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
     """Review flags (default: open)."""
-    from sqlmodel import select
+    from sqlmodel import col, select
 
     from screener.holds_export import table
     from screener.models.deposits import Deposit
@@ -247,7 +252,7 @@ def flags_list_cmd(
     with _session() as s:
         flags = list_flags(s, flag_state.strip())
         ids = [f.deposit_id for f in flags]
-        deposits = {d.id: d for d in s.exec(select(Deposit).where(Deposit.id.in_(ids)))}  # type: ignore[union-attr]
+        deposits = {d.id: d for d in s.exec(select(Deposit).where(col(Deposit.id).in_(ids)))}
         records = [flag_record(f, deposits.get(f.deposit_id)) for f in flags]
     with quiet_broken_pipe():
         if as_json:

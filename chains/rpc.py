@@ -159,6 +159,16 @@ class RpcClient:
             )
         ep.chain_id_checked = True
 
+    def probe_head(self, ep: Endpoint) -> int | None:
+        """``ep``'s eth_blockNumber in one attempt (no retries, no failover); None if it does not answer."""
+        if ep.refused_reason is not None:
+            return None
+        try:
+            data = self._post(ep, {"jsonrpc": "2.0", "id": self._next_id(), "method": "eth_blockNumber", "params": []})
+            return int(data["result"], 16)
+        except (RpcError, KeyError, TypeError, ValueError):
+            return None
+
     # --- public calls -------------------------------------------------------------------------------
     def call(self, method: str, params: list[Any], *, endpoint: Endpoint | None = None) -> Any:
         def run(ep: Endpoint) -> Any:
@@ -328,6 +338,11 @@ class RpcClient:
             if attempt + 1 < self.retry.max_attempts:
                 ep.stats.retries += 1
                 self._sleep(min(self.retry.backoff_initial_s * 2**attempt, self.retry.backoff_max_s))
+        for i in pending:  # still transient after every attempt: the endpoint is unavailable for these
+            results[i] = RpcUnavailable(
+                f"{calls[i][0]} failed on {ep.label} after {self.retry.max_attempts} attempts: {results[i]}",
+                "the next endpoint is tried; check the provider's status and limits",
+            )
         return results
 
     def _batch_item(self, ep: Endpoint, method: str, data: Any, item: Any, rid: int) -> Any:

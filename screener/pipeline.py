@@ -69,6 +69,10 @@ __all__ = [
 log = logging.getLogger(__name__)
 MAX_ENDPOINTS_PER_TICK = 3
 MAX_UNSTABLE_TICKS = 5
+# An endpoint whose head is this far behind another's is passed over (block counts differ a little normally).
+MIN_LAG_TOLERANCE_BLOCKS = 3
+LAG_TOLERANCE_S = 10.0
+MAX_PEERS_PROBED = 2
 
 
 @dataclass
@@ -87,7 +91,9 @@ class ReorgInfo:
 @dataclass
 class TickResult:
     chain: str
-    status: str  # scanned | idle | reorg | unstable | conflict
+    # scanned | idle | reorg | unstable (reads disagreed; retried next tick) | conflict (another worker moved
+    # the cursor) | lagging (caught up on an endpoint that another one is clearly ahead of; it is passed over)
+    status: str
     endpoint: str | None = None
     from_block: int | None = None
     to_block: int | None = None
@@ -143,6 +149,8 @@ def tick(
             last = exc
             continue
         result.endpoint = ep.label
+        if result.status in ("idle", "scanned") and result.to_block in (None, result.safe_block):
+            _check_peers(rt, ep, result)
         result.timings_s["total"] = time.perf_counter() - started
         return result
     raise last or RpcUnavailable(f"{rt.name}: no usable RPC endpoint", f"check chains.{rt.name}.rpc_urls")
@@ -212,6 +220,22 @@ def _tick_on(
     result.recorded, result.duplicates = len(new), len(scan.matched) - len(new)
     result.lag_blocks = heads.head - scan.to_block
     return result
+
+
+def _check_peers(rt: ChainRuntime, ep: Endpoint, result: TickResult) -> None:
+    """Caught up on ``ep``: if another endpoint is clearly ahead, ``ep`` lags; pass it over from now on.
+
+    Only heads are compared; whatever the next endpoint serves is verified by hash as usual.
+    """
+    if result.head_block is None:
+        return
+    tolerance = max(MIN_LAG_TOLERANCE_BLOCKS, int(LAG_TOLERANCE_S / rt.spec.block_time_s))
+    for peer in [p for p in rt.client.candidates() if p is not ep][:MAX_PEERS_PROBED]:
+        head = rt.client.probe_head(peer)
+        if head is not None and head > result.head_block + tolerance:
+            rt.client.demote(ep, f"{ep.label} is at block {result.head_block}, {peer.label} at {head}")
+            result.status = "lagging"
+            return
 
 
 def _copy_counts(result: TickResult, scan: RangeScan) -> None:

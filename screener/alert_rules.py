@@ -80,18 +80,20 @@ def detect_opened_holds(session: Session, now: datetime, limit: int = DETECT_LIM
 
 
 def escalate_overdue_holds(session: Session, now: datetime, limit: int = DETECT_LIMIT) -> int:
-    """Record the SLA breach of each overdue hold (review.mark_sla_breached) and alert once per hold."""
-    found = 0
+    """Record the SLA breach of each overdue hold (review.mark_sla_breached) and alert once per hold.
+
+    Returns how many holds breached their SLA since the last check.
+    """
+    newly = 0
     for hold in review.overdue_holds(session, now)[:limit]:
         assert hold.id is not None
-        review.mark_sla_breached(session, hold.id, now)
+        newly += review.mark_sla_breached(session, hold.id, now)
         label = hold_label(hold.id)
         due = ensure_utc(hold.due_at)
         text = f"{label} is overdue: due {due.isoformat()}, still {hold.state} ({hold.verdict}: {hold.reason})"
         payload = {"hold": label, "verdict": hold.verdict, "due_at": due.isoformat(), "state": hold.state}
         enqueue(session, AlertKind.HOLD_OVERDUE, label, text, now, payload, ref_id=hold.id)
-        found += 1
-    return found
+    return newly
 
 
 def detect_review_flags(session: Session, now: datetime, limit: int = DETECT_LIMIT) -> int:

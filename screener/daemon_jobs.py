@@ -64,6 +64,7 @@ class JobContext:
     held: dict[str, LeaseGrant] = field(default_factory=dict)  # leases this worker holds (sticky chain leases)
     inflight: dict[str, _InFlight] = field(default_factory=dict)
     rpc_flushed: dict[str, dict[str, int]] = field(default_factory=dict)  # chain -> endpoint -> errors stored
+    last_failure: dict[str, str] = field(default_factory=dict)  # chain -> message of its failing ticks
     lock: threading.Lock = field(default_factory=threading.Lock)
     idle: threading.Condition = field(init=False)
 
@@ -173,6 +174,8 @@ class Jobs:
         finally:
             flush_rpc_errors(ctx.engine, runtime, ctx.rpc_flushed.setdefault(chain, {}), ctx.now_fn())
         duration_s = time.perf_counter() - started
+        if ctx.last_failure.pop(chain, None) is not None:
+            log.info("%s ticks succeed again", chain)
         ctx.stats.count_tick(chain, result.status, duration_s)
         record_tick_success(ctx.engine, runtime, result, ctx.me.worker_id, ctx.now_fn())
         if result.reorg is not None:
@@ -187,15 +190,18 @@ class Jobs:
         message = redact_text(f"{type(exc).__name__}: {exc}")
         now = ctx.now_fn()
         cursor = record_tick_failure(ctx.engine, chain, message, ctx.me.worker_id, now)
+        # The same failure repeats on every poll until it clears: say it loudly once, then quietly.
+        repeated = ctx.last_failure.get(chain) == message
+        ctx.last_failure[chain] = message
         if isinstance(exc, ChainHalted):
-            log.error("%s halted: %s", chain, message)
+            log.log(logging.DEBUG if repeated else logging.ERROR, "%s halted: %s", chain, message)
             with session_scope(ctx.engine) as session:
                 if isinstance(exc, DeepReorg):
                     alert_rules.deep_reorg(session, chain, None, cursor, message, now)
                 else:
                     alert_rules.chain_halted(session, chain, cursor, message, now)
         else:
-            log.warning("%s tick failed: %s", chain, message)
+            log.log(logging.DEBUG if repeated else logging.WARNING, "%s tick failed: %s", chain, message)
 
     def _reorged(self, result: Any) -> None:
         # The pipeline reads only up to the safe head, so any reorg it sees went deeper than that: alert.

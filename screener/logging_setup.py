@@ -112,6 +112,6 @@ def configure_logging(settings: LoggingSettings, stream: TextIO | None = None) -
     root.addHandler(handler)
     root.setLevel(settings.level)
     # These log every job run / HTTP request at INFO; our own tick line says more.
-    for noisy in ("apscheduler", "httpx", "httpcore"):
+    for noisy in ("apscheduler", "httpx", "httpcore", "alembic"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     return handler

@@ -40,7 +40,7 @@ def test_hold_opened_and_overdue_alert_once(engine: Engine) -> None:
     later = NOW + timedelta(hours=25)
     assert _run(engine, alert_rules.escalate_overdue_holds, later) == 1
     # Still overdue on the next check: the SLA breach and the alert are not repeated.
-    _run(engine, alert_rules.escalate_overdue_holds, later + timedelta(hours=1))
+    assert _run(engine, alert_rules.escalate_overdue_holds, later + timedelta(hours=1)) == 0
     assert _keys(engine) == ["hold_opened:H-1", "hold_overdue:H-1"]
     with session_scope(engine) as s:
         hold = s.get(Hold, 1)

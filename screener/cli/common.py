@@ -12,6 +12,7 @@ from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 
 import typer
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 
 from screener.db import check_schema, make_engine
@@ -78,6 +79,13 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
         except ScreenerError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(exc.exit_code) from None
+        except sa_exc.OperationalError as exc:
+            # Locked SQLite file, server gone, statement timeout: the transaction was rolled back.
+            first_line = str(exc.orig or exc).strip().splitlines()[0]
+            typer.echo(
+                f"error: database error: {first_line}; nothing was changed, check database.url and retry", err=True
+            )
+            raise typer.Exit(3) from None
 
     return wrapper
 

@@ -113,15 +113,15 @@ class Daemon:
         install_fencing()
         self.jobs.refresh_metrics()
         self.metrics.start()
-        self._schedule()
-        self.scheduler.start()
         log.info(
-            "worker %s started: chains %s; metrics on %s port %d (/metrics)",
+            "worker %s starting: chains %s; metrics on %s port %d (/metrics)",
             self.me.worker_id,
             ", ".join(self.chains),
             self.settings.daemon.metrics_host,
             self.metrics.port,
         )
+        self._schedule()
+        self.scheduler.start()
 
     def _build_runtimes(self) -> None:
         from screener.chain_runtime import build_chain_runtime

@@ -111,7 +111,10 @@ def configure_logging(settings: LoggingSettings, stream: TextIO | None = None) -
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(settings.level)
-    # These log every job run / HTTP request at INFO; our own tick line says more.
-    for noisy in ("apscheduler", "httpx", "httpcore", "alembic"):
+    # These log every HTTP request or schema check at INFO; our own tick line says more.
+    for noisy in ("httpx", "httpcore", "alembic"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    # A poll still catching up makes APScheduler skip the next run with a WARNING: that is the design
+    # (max_instances=1), not a problem.
+    logging.getLogger("apscheduler").setLevel(max(logging.ERROR, root.level))
     return handler

@@ -94,3 +94,32 @@ def test_served_over_http(engine: Engine) -> None:
             MetricsServer("127.0.0.1", server.port, body)
     finally:
         server.stop()
+
+
+def test_rpc_errors_are_totalled_per_redacted_endpoint(engine: Engine) -> None:
+    from screener.chain_runtime import build_chain_runtime
+    from screener.daemon_state import flush_rpc_errors
+    from screener.devnet.anvil import free_port
+    from screener_base.errors import ChainError
+    from tests.support.chain_env import FAST_RETRY
+
+    url = f"http://127.0.0.1:{free_port()}/v3/abcdefghijklmnop1234"  # nobody listens; the key must not show
+    chain = {"rpc_urls": [url], "chain_id": 31337, "tokens": {"USDT": "0x" + "11" * 20}}
+    settings = Settings(chains={"polygon": chain})
+    runtime = build_chain_runtime(settings, "polygon", retry=FAST_RETRY)
+    flushed: dict[str, int] = {}
+    try:
+        for _ in range(2):
+            with pytest.raises(ChainError):
+                runtime.client.call("eth_blockNumber", [])
+            flush_rpc_errors(engine, runtime, flushed, NOW)
+        flush_rpc_errors(engine, runtime, flushed, NOW)  # nothing new: nothing added
+        ((label, stats),) = runtime.client.stats().items()
+    finally:
+        runtime.close()
+    with session_scope(engine) as s:
+        snap = collect(s, settings, NOW)
+    assert stats.errors >= 2 and snap.rpc_errors == {("polygon", label): stats.errors}
+    assert "abcdefghijklmnop1234" not in label
+    text = exposition(snap, ProcessStats())
+    assert f'screener_rpc_errors_total{{chain="polygon",endpoint="{label}"}} {stats.errors}' in text

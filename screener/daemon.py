@@ -27,7 +27,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.engine import Engine
 
 from screener.daemon_jobs import JobContext, Jobs
-from screener.db import check_schema, make_engine
+from screener.db import check_schema, make_engine, session_scope
 from screener.leases import (
     SqliteWorkerLock,
     WorkerIdentity,
@@ -105,12 +105,11 @@ class Daemon:
             self._build_runtimes()
             d = self.settings.daemon
             self.metrics = MetricsServer(d.metrics_host, d.metrics_port, self._metrics_body)
+            install_fencing()
+            self._schedule()
         except BaseException:
-            self._close_runtimes()
-            if self._sqlite_lock is not None:
-                self._sqlite_lock.release()
+            self._abort_start()
             raise
-        install_fencing()
         self.jobs.refresh_metrics()
         self.metrics.start()
         log.info(
@@ -120,8 +119,19 @@ class Daemon:
             self.settings.daemon.metrics_host,
             self.metrics.port,
         )
-        self._schedule()
         self.scheduler.start()
+
+    def _abort_start(self) -> None:
+        """Undo a start that failed half way, so a retry (or another worker) is not blocked by it."""
+        self._close_runtimes()
+        if self.metrics is not None:
+            self.metrics.stop()
+        try:
+            worker_seen(self.engine, self.me, self.ctx.now_fn(), stopped=True)
+        except Exception as exc:  # the original error matters more; the row ages out after lease_ttl_s
+            log.debug("could not mark the worker stopped: %s", exc)
+        if self._sqlite_lock is not None:
+            self._sqlite_lock.release()
 
     def _build_runtimes(self) -> None:
         from screener.chain_runtime import build_chain_runtime
@@ -130,12 +140,23 @@ class Daemon:
 
         for chain in self.chains:
             self.ctx.runtimes[chain] = build_chain_runtime(self.settings, chain)
-        self.ctx.lookup = runtime_lookup(self.settings, self.ctx.runtimes)
-        self.ctx.decide = make_decider(self.settings, self.ctx.lookup)
+            # Index scans run in their own threads: they get their own runtimes (RPC clients, range state).
+            self.ctx.index_runtimes[chain] = build_chain_runtime(self.settings, chain)
+        self.ctx.decide = make_decider(self.settings, runtime_lookup(self.settings, self.ctx.runtimes))
+        self.ctx.index_lookup = runtime_lookup(self.settings, self.ctx.index_runtimes)
 
     def _close_runtimes(self) -> None:
-        for runtime in self.ctx.runtimes.values():
+        for runtime in [*self.ctx.runtimes.values(), *self.ctx.index_runtimes.values()]:
             runtime.close()
+
+    def _list_needs_refresh(self) -> bool:
+        """Import the bundled list when the database has none; True when the active list is stale."""
+        from screener import lists_store
+
+        now = self.ctx.now_fn()
+        with session_scope(self.engine) as session:
+            version = lists_store.ensure_active(session, now)
+            return lists_store.is_stale(version, self.settings, now)
 
     def _interval(self, seconds: float) -> IntervalTrigger:
         # Jitter spreads several workers' polls; never more than a fifth of the interval.
@@ -152,7 +173,9 @@ class Daemon:
                 id=f"poll:{chain}",
                 next_run_time=first,
             )
-        add(jobs.refresh_lists, _cron(self.settings.lists.refresh_cron), id="lists_refresh")
+        # A stale list holds every deposit: refresh now rather than at the next cron time.
+        refresh_now = {"next_run_time": first} if self._list_needs_refresh() else {}
+        add(jobs.refresh_lists, _cron(self.settings.lists.refresh_cron), id="lists_refresh", **refresh_now)
         for kind in ("mixer", "blacklist"):
             add(jobs.scan_index, self._interval(d.index_scan_interval_s), args=[kind], id=f"{kind}_index")
         add(jobs.check_sla, self._interval(d.sla_check_interval_s), id="sla_check", next_run_time=first)

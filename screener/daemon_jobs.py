@@ -59,7 +59,8 @@ class JobContext:
     stopping: threading.Event
     runtimes: dict[str, ChainRuntime] = field(default_factory=dict)
     decide: Decider | None = None
-    lookup: Callable[[str], Any] | None = None
+    index_runtimes: dict[str, ChainRuntime] = field(default_factory=dict)
+    index_lookup: Callable[[str], Any] | None = None
     snapshot: StatusSnapshot | None = None
     held: dict[str, LeaseGrant] = field(default_factory=dict)  # leases this worker holds (sticky chain leases)
     inflight: dict[str, _InFlight] = field(default_factory=dict)
@@ -271,10 +272,10 @@ class Jobs:
 
         ctx = self.ctx
         scan = scan_mixer_index if kind == "mixer" else scan_blacklist_index
-        for chain in sorted(ctx.runtimes):
-            if ctx.stopping.is_set() or ctx.lookup is None:
+        for chain in sorted(ctx.index_runtimes):
+            if ctx.stopping.is_set() or ctx.index_lookup is None:
                 return
-            source = ctx.lookup(chain)
+            source = ctx.index_lookup(chain)
             if source is None:
                 continue
             with self._leased(f"index:{kind}:{chain}") as grant:

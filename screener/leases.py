@@ -196,14 +196,16 @@ WORKERS: sa.Table = Worker.__table__  # type: ignore[attr-defined]
 def register_worker(engine: Engine, me: WorkerIdentity, now: datetime, ttl_s: float) -> None:
     """Record this process; refuse when a live process (seen within ``ttl_s``) already uses its worker id."""
     with session_scope(engine) as session:
-        live = session.execute(
+        rows = session.execute(
             sa.select(WORKERS.c.hostname, WORKERS.c.pid).where(
                 WORKERS.c.worker_id == me.worker_id,
                 WORKERS.c.instance != me.instance,
                 WORKERS.c.stopped_at.is_(None),
                 WORKERS.c.last_seen_at > now - timedelta(seconds=ttl_s),
             )
-        ).first()
+        ).all()
+        # On this host a dead pid is proof enough (a restart right after a crash need not wait for the ttl).
+        live = next((r for r in rows if r.hostname != me.hostname or _pid_alive(r.pid)), None)
         if live is not None:
             raise WorkerConflict(
                 f"worker id {me.worker_id!r} is in use by pid {live.pid} on {live.hostname}",
@@ -219,6 +221,16 @@ def register_worker(engine: Engine, me: WorkerIdentity, now: datetime, ttl_s: fl
                 last_seen_at=now,
             )
         )
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
 
 
 def worker_seen(engine: Engine, me: WorkerIdentity, now: datetime, *, stopped: bool = False) -> None:

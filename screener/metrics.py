@@ -184,9 +184,10 @@ class MetricsServer:
         self._thread.start()
 
     def stop(self, timeout_s: float = 5.0) -> None:
-        self._server.shutdown()
+        if self._thread.is_alive():
+            self._server.shutdown()  # only returns once serve_forever has: never call it on an unstarted server
+            self._thread.join(timeout=timeout_s)
         self._server.server_close()
-        self._thread.join(timeout=timeout_s)
 
 
 def _handler(body: Callable[[], str]) -> type[BaseHTTPRequestHandler]:

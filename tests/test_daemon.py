@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -59,6 +60,13 @@ def test_refuses_without_chains_schema_or_valid_cron(tmp_path: Path, world: dw.D
     bad_cron = dw.write_config(tmp_path / "c.toml", url, world, lists={"refresh_cron": "every day"})
     code, err = _run("run", config=bad_cron)
     assert code == 2 and "lists.refresh_cron 'every day' is not a crontab expression" in err
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = dw.write_config(tmp_path / "p.toml", url, world, daemon={"metrics_port": taken.getsockname()[1]})
+        code, err = _run("run", config=busy)
+    assert code == 2 and "cannot serve metrics" in err and "daemon.metrics_port" in err
 
 
 def test_second_worker_on_sqlite_is_refused(tmp_path: Path, world: dw.DemoWorld) -> None:

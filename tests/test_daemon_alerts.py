@@ -94,11 +94,13 @@ def test_each_alert_kind_delivered_once(node: Anvil, tmp_path: Path, shared_data
             _phase_one(tmp_path, engine, world, hook, old_list)
         finally:
             assert daemon.stop() == 0
-        # Restart with a list age limit the active version exceeds: the list is stale.
-        _config(tmp_path, url, world, hook, max_list_age_h=0.0001)
+        # Restart with a list age limit the active version exceeds: the list is stale, so the worker tries a
+        # refresh at once (from a file that is not there: a second failed refresh) and alerts.
+        _config(tmp_path, url, world, hook, max_list_age_h=0.0001, source_url=str(tmp_path / "gone.xml"))
         daemon = start_daemon(config, tmp_path / "two.log")
         try:
             hook.wait_for(_has(AlertKind.LIST_STALE), what="list stale")
+            hook.wait_for(_has(AlertKind.LIST_REFRESH_FAILED, 2), what="refresh at start-up failed")
             # Nothing left to deliver: whatever was going to be sent (twice or not) has been sent.
             wait_for(lambda: _outbox_settled(config), "every alert delivered", daemons=(daemon,))
         finally:
@@ -109,8 +111,9 @@ def test_each_alert_kind_delivered_once(node: Anvil, tmp_path: Path, shared_data
     assert all(r.headers["Idempotency-Key"] == r.body["key"] for r in received)
     kinds = _kinds([r.body for r in received])
     assert set(kinds) == {k.value for k in AlertKind}
-    # One hold, one flag, one failed refresh, one reorg, one stale version: one alert each.
-    for kind in ("hold_opened", "hold_overdue", "retroactive_flag", "list_refresh_failed", "deep_reorg", "list_stale"):
+    # One hold, one flag, one reorg, one stale version, two failed refreshes: one alert each.
+    for kind in ("hold_opened", "hold_overdue", "retroactive_flag", "deep_reorg", "list_stale"):
         assert kinds[kind] == 1, (kind, keys)
+    assert kinds["list_refresh_failed"] == 2, keys
     flag = next(r.body for r in received if r.body["kind"] == "retroactive_flag")
     assert flag["details"]["from_address"] == TORNADO_ROUTER and flag["details"]["rule_id"] == "ofac.sdn"

@@ -19,6 +19,7 @@ from screener.leases import (
     LeaseLost,
     SqliteWorkerLock,
     WorkerConflict,
+    WorkerIdentity,
     fenced,
     list_leases,
     make_identity,
@@ -130,6 +131,7 @@ def test_busy_lease_row_is_skipped_not_waited_on(pg_url: str) -> None:
 
 
 def test_worker_id_in_use_is_refused(engine: Engine) -> None:
+    # The first "process" is this test's own, so it is alive.
     first, second = make_identity("w1"), make_identity("w1")
     register_worker(engine, first, T0, TTL_S)
     with pytest.raises(WorkerConflict, match="worker id 'w1' is in use"):
@@ -184,3 +186,11 @@ def test_sqlite_lock_is_freed_when_its_process_is_killed(tmp_path: Path) -> None
         if child.poll() is None:
             child.kill()
             child.wait(timeout=30)
+
+
+def test_worker_id_of_a_dead_process_on_this_host_is_free(engine: Engine) -> None:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait(timeout=30)
+    dead = WorkerIdentity("w1", "a" * 32, make_identity().hostname, child.pid)
+    register_worker(engine, dead, T0, TTL_S)
+    register_worker(engine, make_identity("w1"), T0 + timedelta(seconds=1), TTL_S)

@@ -37,6 +37,12 @@ class DatabaseSettings(_Section):
     def _known_backend(cls, value: str) -> str:
         if not value.startswith(("sqlite://", "postgresql://", "postgresql+psycopg://")):
             raise ValueError("must start with sqlite:// or postgresql:// (e.g. postgresql://user@host/db)")
+        from sqlalchemy.engine import make_url
+
+        try:
+            make_url(value)  # e.g. a bad port or an unclosed [ipv6 bracket
+        except Exception as exc:  # sqlalchemy raises ValueError/ArgumentError; any of them means "malformed"
+            raise ValueError(f"is not a valid database URL ({exc})") from None
         return value
 
 
@@ -164,6 +170,10 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} does not exist", "pass an existing file with --config") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}", "fix the syntax") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"config file {path} is not UTF-8 text ({exc.reason} at byte {exc.start})", "save it as UTF-8"
+        ) from exc
     except OSError as exc:
         raise ConfigError(f"config file {path} cannot be read: {exc}", "check its permissions") from exc
 

@@ -142,7 +142,8 @@ def check_schema(engine: Engine) -> None:
         current = schema_revision(engine)
     except sa.exc.OperationalError as exc:
         raise StorageError(
-            f"cannot connect to the database: {exc.orig}", "check database.url and that the server runs"
+            f"cannot connect to the database: {' '.join(str(exc.orig).split())}",  # libpq's text spans lines
+            "check database.url and that the server runs",
         ) from exc
     head = head_revision()
     if current != head:

@@ -11,6 +11,7 @@ import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -83,6 +84,14 @@ def add_address(session: Session, family_of: FamilyOf, chain: str, address: str,
 def _parse_rows(family_of: FamilyOf, text: str, report: ImportReport) -> list[tuple[int, AddressRow]]:
     rows: list[tuple[int, AddressRow]] = []
     reader = csv.reader(io.StringIO(text))
+    try:
+        _read_rows(family_of, reader, rows, report)
+    except csv.Error as exc:  # e.g. a field over csv.field_size_limit(): the rest of the file cannot be trusted
+        report.errors.append(f"line {reader.line_num}: not valid CSV ({exc})")
+    return rows
+
+
+def _read_rows(family_of: FamilyOf, reader: Any, rows: list[tuple[int, AddressRow]], report: ImportReport) -> None:
     for line_no, fields in enumerate(reader, start=1):
         if line_no > MAX_IMPORT_ROWS:
             report.errors.append(f"line {line_no}: more than {MAX_IMPORT_ROWS} rows; split the file")
@@ -98,7 +107,6 @@ def _parse_rows(family_of: FamilyOf, text: str, report: ImportReport) -> list[tu
             rows.append((line_no, validate(family_of, fields[0].strip(), fields[1], fields[2])))
         except ScreenerError as exc:
             report.errors.append(f"line {line_no}: {exc}")
-    return rows
 
 
 def _check_conflicts(session: Session, rows: list[tuple[int, AddressRow]], report: ImportReport) -> list[AddressRow]:

@@ -73,7 +73,8 @@ def active_version(session: Session, *, for_update: bool = False) -> ListVersion
 
 
 def get_version(session: Session, version_id: int) -> ListVersion:
-    version = session.get(ListVersion, version_id)
+    # ids are INTEGER (int4 on PostgreSQL): a larger number is no version, not an "integer out of range" error
+    version = session.get(ListVersion, version_id) if 0 < version_id < 2**31 else None
     if version is None:
         raise ListError(f"list version {version_id} does not exist", "see `screener lists status` for versions")
     return version

@@ -16,6 +16,9 @@ _FLAG_ID = re.compile(r"^\s*(?:[fF]-?)?(\d{1,18})\s*$")
 # What `--to` accepts -> the ledger account the rejected funds move to.
 REJECT_TARGET_NAMES = {"blocked": BLOCKED, "return": RETURN_PAYABLE, "return_payable": RETURN_PAYABLE}
 MAX_TEXT_CHARS = 4000
+# Hold and flag ids are INTEGER columns (int4 on PostgreSQL): a larger number cannot be an id, and passing it
+# to PostgreSQL fails with "integer out of range" instead of "no such hold".
+MAX_ID = 2**31 - 1
 _RANK = {Decision.CREDIT: 0, Decision.HOLD: 1, Decision.BLOCK: 2}
 _SEVERITY_DECISION = {Severity.INFO: Decision.CREDIT, Severity.REVIEW: Decision.HOLD, Severity.BLOCKING: Decision.BLOCK}
 
@@ -31,7 +34,7 @@ def flag_label(flag_id: int | None) -> str:
 def parse_hold_id(text: str | int) -> int:
     """Accept 42, "42", "H-42" or "h42"."""
     match = _HOLD_ID.match(str(text))
-    if not match or int(match.group(1)) <= 0:
+    if not match or not 0 < int(match.group(1)) <= MAX_ID:
         raise ReviewError(
             f"hold id {str(text)!r} is not valid", "use the number shown by `screener holds list`, e.g. 42 or H-42"
         )
@@ -40,7 +43,7 @@ def parse_hold_id(text: str | int) -> int:
 
 def parse_flag_id(text: str | int) -> int:
     match = _FLAG_ID.match(str(text))
-    if not match or int(match.group(1)) <= 0:
+    if not match or not 0 < int(match.group(1)) <= MAX_ID:
         raise ReviewError(
             f"flag id {str(text)!r} is not valid", "use the number shown by `screener flags list`, e.g. 7 or F-7"
         )

@@ -175,7 +175,9 @@ class Jobs:
         finally:
             flush_rpc_errors(ctx.engine, runtime, ctx.rpc_flushed.setdefault(chain, {}), ctx.now_fn())
         duration_s = time.perf_counter() - started
-        if ctx.last_failure.pop(chain, None) is not None:
+        with ctx.lock:
+            recovered = ctx.last_failure.pop(chain, None) is not None
+        if recovered:
             log.info("%s ticks succeed again", chain)
         ctx.stats.count_tick(chain, result.status, duration_s)
         record_tick_success(ctx.engine, runtime, result, ctx.me.worker_id, ctx.now_fn())
@@ -192,8 +194,9 @@ class Jobs:
         now = ctx.now_fn()
         cursor = record_tick_failure(ctx.engine, chain, message, ctx.me.worker_id, now)
         # The same failure repeats on every poll until it clears: say it loudly once, then quietly.
-        repeated = ctx.last_failure.get(chain) == message
-        ctx.last_failure[chain] = message
+        with ctx.lock:
+            repeated = ctx.last_failure.get(chain) == message
+            ctx.last_failure[chain] = message
         if isinstance(exc, ChainHalted):
             log.log(logging.DEBUG if repeated else logging.ERROR, "%s halted: %s", chain, message)
             with session_scope(ctx.engine) as session:
@@ -327,12 +330,17 @@ class Jobs:
         self.run_job("heartbeat", self._heartbeat)
 
     def _heartbeat(self) -> None:
-        """Renew chain leases and the leases of jobs in flight, unless a job overran ``max_tick_s``."""
+        """Renew chain leases and the leases of jobs in flight, unless a job overran ``max_tick_s``.
+
+        A chain whose ticks fail here is not renewed: its lease lapses, so a worker that can reach the chain
+        may take it over (this one competes for it again at its next poll).
+        """
         ctx = self.ctx
         limit_s = ctx.settings.daemon.max_tick_s
         with ctx.lock:
             stuck = {n for n, f in ctx.inflight.items() if time.monotonic() - f.started > limit_s}
-            grants = [g for n, g in ctx.held.items() if n not in stuck]
+            failing = {f"chain:{c}" for c in ctx.last_failure}
+            grants = [g for n, g in ctx.held.items() if n not in stuck and (n in ctx.inflight or n not in failing)]
         for name in sorted(stuck):
             log.error("%s has run longer than daemon.max_tick_s (%gs); letting its lease lapse", name, limit_s)
         now = ctx.now_fn()

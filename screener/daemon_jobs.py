@@ -92,12 +92,16 @@ class Jobs:
     @contextmanager
     def _leased(self, name: str) -> Iterator[LeaseGrant | None]:
         """Hold ``name`` for the block (None: another worker has it) and count the block as in flight."""
-        grant = self._acquire(name)
+        grant = None if self.ctx.stopping.is_set() else self._acquire(name)
+        with self.ctx.lock:
+            # Checked under the lock that wait_idle uses: once a stop has waited, nothing new starts.
+            if grant is not None and not self.ctx.stopping.is_set():
+                self.ctx.inflight[name] = _InFlight(grant, time.monotonic())
+            else:
+                grant = None
         if grant is None:
             yield None
             return
-        with self.ctx.lock:
-            self.ctx.inflight[name] = _InFlight(grant, time.monotonic())
         try:
             with fenced(self.ctx.engine, grant, self.ctx.me):
                 yield grant

@@ -31,7 +31,8 @@ from screener.db import session_scope
 from screener.leases import LeaseGrant, LeaseLost, WorkerIdentity, fenced, renew, try_acquire, worker_seen
 from screener.logging_setup import redact_text
 from screener.metrics import ProcessStats
-from screener.models.deposits import Deposit
+from screener.models.deposits import Deposit, DepositStatus
+from screener.pipeline import TickResult, tick
 from screener.settings import Settings
 from screener.status import StatusSnapshot, collect
 
@@ -157,8 +158,6 @@ class Jobs:
 
     def _tick_once(self, chain: str) -> bool:
         """One tick; True when the chain is still behind its safe head and another tick should follow."""
-        from screener import pipeline
-
         ctx, runtime = self.ctx, self.ctx.runtimes[chain]
         decided: Counter[str] = Counter()
 
@@ -169,7 +168,7 @@ class Jobs:
 
         started = time.perf_counter()
         try:
-            result = pipeline.tick(ctx.engine, runtime, ctx.settings, ctx.now_fn, decide)
+            result = tick(ctx.engine, runtime, ctx.settings, ctx.now_fn, decide)
         except LeaseLost:
             ctx.stats.count_tick(chain, "lease_lost", time.perf_counter() - started)
             raise
@@ -211,17 +210,20 @@ class Jobs:
         else:
             log.log(logging.DEBUG if repeated else logging.WARNING, "%s tick failed: %s", chain, message)
 
-    def _reorged(self, result: Any) -> None:
+    def _reorged(self, result: TickResult) -> None:
         # The pipeline reads only up to the safe head, so any reorg it sees went deeper than that: alert.
         reorg = result.reorg
+        assert reorg is not None
         detail = f"{reorg.orphaned} deposit(s) orphaned; rescanning from block {reorg.fork_block + 1}"
         with session_scope(self.ctx.engine) as session:
             alert_rules.deep_reorg(
                 session, result.chain, reorg.depth_blocks, reorg.fork_block, detail, self.ctx.now_fn()
             )
 
-    def _log_tick(self, result: Any, decided: Counter[str], duration_s: float) -> None:
-        fields = {
+    def _log_tick(self, result: TickResult, decided: Counter[str], duration_s: float) -> None:
+        if result.status != "scanned":
+            decided = Counter()  # the decisions of a discarded range (e.g. a cursor conflict) were rolled back
+        fields: dict[str, Any] = {
             "chain": result.chain,
             "status": result.status,
             "from_block": result.from_block,
@@ -233,8 +235,8 @@ class Jobs:
             "transfers": result.transfers,
             "recorded": result.recorded,
             "duplicates": result.duplicates,
-            "credited": decided.get("credited", 0),
-            "held": decided.get("held", 0),
+            "credited": decided.get(DepositStatus.CREDITED, 0),
+            "held": decided.get(DepositStatus.HELD, 0),
             "endpoint": result.endpoint,
             "duration_ms": round(duration_s * 1000, 1),
             **{f"{k}_ms": round(v * 1000, 1) for k, v in result.timings_s.items() if k != "total"},

@@ -183,7 +183,7 @@ class Jobs:
         if recovered:
             log.info("%s ticks succeed again", chain)
         ctx.stats.count_tick(chain, result.status, duration_s)
-        record_tick_success(ctx.engine, runtime, result, ctx.me.worker_id, ctx.now_fn())
+        record_tick_success(ctx.engine, result, ctx.me.worker_id, ctx.now_fn())
         if result.reorg is not None:
             self._reorged(result)
         self._log_tick(result, decided, duration_s)

@@ -10,27 +10,29 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
 from screener.chain_runtime import ChainRuntime
 from screener.db import session_scope
 from screener.leases import insert_ignore
 from screener.models.chain import ScanCursor
 from screener.models.daemon import ChainStatus, RpcEndpointErrors
+from screener.pipeline import TickResult
 
 STATUS: sa.Table = ChainStatus.__table__  # type: ignore[attr-defined]
 RPC_ERRORS: sa.Table = RpcEndpointErrors.__table__  # type: ignore[attr-defined]
 MAX_ERROR_CHARS = 2000
 
 
-def _ensure_row(session: Any, chain: str) -> None:
+def _ensure_row(session: Session, chain: str) -> None:
     insert_ignore(session, STATUS, {"chain": chain, "ticks_ok": 0, "ticks_failed": 0}, ["chain"])
 
 
-def record_tick_success(engine: Engine, runtime: ChainRuntime, result: Any, worker_id: str, now: datetime) -> None:
+def record_tick_success(engine: Engine, result: TickResult, worker_id: str, now: datetime) -> None:
     """Store what the tick saw; ``last_progress_at`` moves only when the safe head moved."""
     with session_scope(engine) as session:
-        _ensure_row(session, runtime.name)
-        row = session.execute(sa.select(STATUS).where(STATUS.c.chain == runtime.name).with_for_update()).one()
+        _ensure_row(session, result.chain)
+        row = session.execute(sa.select(STATUS).where(STATUS.c.chain == result.chain).with_for_update()).one()
         values: dict[str, Any] = {
             "worker_id": worker_id,
             "last_tick_at": now,
@@ -43,7 +45,7 @@ def record_tick_success(engine: Engine, runtime: ChainRuntime, result: Any, work
             values.update(safe_head_block=result.safe_block, last_progress_at=now)
         elif row.last_progress_at is None:
             values["last_progress_at"] = now
-        session.execute(sa.update(STATUS).where(STATUS.c.chain == runtime.name).values(**values))
+        session.execute(sa.update(STATUS).where(STATUS.c.chain == result.chain).values(**values))
 
 
 def record_tick_failure(engine: Engine, chain: str, message: str, worker_id: str, now: datetime) -> int | None:

@@ -28,6 +28,7 @@ from screener.alerts import deliver_due
 from screener.chain_runtime import ChainRuntime
 from screener.daemon_state import flush_rpc_errors, record_tick_failure, record_tick_success
 from screener.db import session_scope
+from screener.indexes import scan_blacklist_index, scan_mixer_index
 from screener.leases import LeaseGrant, LeaseLost, WorkerIdentity, fenced, renew, try_acquire, worker_seen
 from screener.logging_setup import redact_text
 from screener.metrics import ProcessStats
@@ -277,8 +278,6 @@ class Jobs:
         self.run_job(f"{kind}_index", lambda: self._scan_index(kind))
 
     def _scan_index(self, kind: str) -> None:
-        from screener.indexes import scan_blacklist_index, scan_mixer_index
-
         ctx = self.ctx
         scan = scan_mixer_index if kind == "mixer" else scan_blacklist_index
         for chain in sorted(ctx.index_runtimes):

@@ -244,8 +244,7 @@ class Jobs:
         }
         if result.reorg is not None:
             fields.update(reorg_depth=result.reorg.depth_blocks, orphaned=result.reorg.orphaned)
-        level = logging.INFO if result.status in ("scanned", "reorg") else logging.DEBUG
-        tick_log.log(level, "tick", extra={"fields": fields})
+        tick_log.info("tick", extra={"fields": fields})
 
     # --- singleton jobs ---------------------------------------------------------------------------------
 

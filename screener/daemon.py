@@ -14,12 +14,12 @@ which the database turns into a rollback of the unfinished transaction.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from types import FrameType
-from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -220,17 +220,15 @@ class Daemon:
             self._sqlite_lock.release()
         return clean
 
-    def run(self, on_started: Callable[[Daemon], None] | None = None) -> bool:
+    def run(self) -> bool:
         """Start, block until SIGTERM/SIGINT, stop. Returns whether the stop was clean."""
         previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
-        signals_seen = []
+        signals_seen: list[int] = []
 
         def on_signal(signum: int, _frame: FrameType | None) -> None:
             signals_seen.append(signum)
             if len(signals_seen) > 1:
                 # A second signal: do not wait for the running tick; its transaction is rolled back.
-                import os
-
                 os._exit(128 + signum)
             self.stopping.set()
 
@@ -238,8 +236,6 @@ class Daemon:
             signal.signal(sig, on_signal)
         try:
             self.start()
-            if on_started is not None:
-                on_started(self)
             while not self.stopping.wait(timeout=1.0):
                 pass
             log.info("stop requested: finishing the current tick, then stopping")
@@ -248,6 +244,3 @@ class Daemon:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 
-
-def run_daemon(settings: Settings, **kwargs: Any) -> bool:
-    return Daemon(settings, **kwargs).run()

@@ -123,6 +123,9 @@ def test_screens_deposits_end_to_end_and_stops_cleanly(tmp_path: Path, world: dw
             status = json.loads(cli(config, "status", "--json").stdout)
             assert status["holds_open"] == 2 and status["leases"]["chain:polygon"] == "solo"
             assert [c["chain"] for c in status["chains"]] == ["polygon"]
+            text = cli(config, "status").stdout
+            assert "holds: 2 open, 0 overdue" in text and "deposits: 4 recorded, 2 credited, 2 held" in text
+            assert "workers: solo (pid" in text
         finally:
             code = daemon.stop(signal.SIGTERM)
     assert code == 0

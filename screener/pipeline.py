@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from chains.rpc import Endpoint
@@ -35,6 +36,7 @@ from chains.scanning import (
 from screener.chain_runtime import ChainRuntime, build_chain_runtime
 from screener.db import session_scope
 from screener.deposit_addresses import watch_map, watch_version
+from screener.models.deposits import Deposit
 from screener.pipeline_backfill import BackfillResult, BlockRangeError, backfill
 from screener.pipeline_range import RangeScan, scan_range, verify_tokens
 from screener.pipeline_record import (
@@ -202,6 +204,29 @@ def _tick_on(
         return result
     rt.consecutive_unstable = 0
     recorded = time.perf_counter()
+    new = _record(engine, rt, state, scan, heads.head, heads.safe.number, now_fn, decide)
+    if new is None:
+        result.status = "conflict"
+        return result
+    result.timings_s["record"] = time.perf_counter() - recorded
+    result.status = "scanned"
+    result.recorded, result.duplicates = len(new), len(scan.matched) - len(new)
+    result.lag_blocks = heads.head - scan.to_block
+    return result
+
+
+def _record(
+    engine: Engine,
+    rt: ChainRuntime,
+    state: ScanState,
+    scan: RangeScan,
+    head: int,
+    safe: int,
+    now_fn: Callable[[], datetime],
+    decide: Decide | None,
+) -> list[Deposit] | None:
+    """ONE transaction: insert the range's new deposits, decide them, move the cursor; None if another worker
+    moved the cursor (or recorded the same rows) first, in which case everything here was rolled back."""
     try:
         with session_scope(engine) as session:
             cursor = lock_cursor(session, rt.name, state.next_block)
@@ -210,16 +235,16 @@ def _tick_on(
             if new and decide is not None:
                 decide(session, new, now)
             keep_headers(session, rt.name, scan.headers_to_keep, now)
-            move_cursor(session, cursor, rt.name, scan.to_block + 1, now, heads.head, heads.safe.number)
+            move_cursor(session, cursor, rt.name, scan.to_block + 1, now, head, safe)
     except CursorMoved as exc:
         log.info("tick discarded: %s", exc)
-        result.status = "conflict"
-        return result
-    result.timings_s["record"] = time.perf_counter() - recorded
-    result.status = "scanned"
-    result.recorded, result.duplicates = len(new), len(scan.matched) - len(new)
-    result.lag_blocks = heads.head - scan.to_block
-    return result
+        return None
+    except sa.exc.IntegrityError as exc:
+        # Before the chain's first cursor row exists there is no row to lock, so two workers can race to insert
+        # the same deposits/headers/cursor; the loser's transaction is rolled back whole, as for CursorMoved.
+        log.info("tick discarded: another worker recorded the same range first (%s)", exc.orig)
+        return None
+    return new
 
 
 def _check_peers(rt: ChainRuntime, ep: Endpoint, result: TickResult) -> None:

@@ -18,7 +18,7 @@ from chains.rpc import Endpoint
 from chains.scanning import ChainHalted, Header, NodeBehind, fetch_logs, make_query, parse_header
 from chains.transfers import Transfer, decode_transfers
 from screener.chain_runtime import ChainRuntime
-from screener.models.deposits import Deposit
+from screener.models.deposits import DepositStatus
 from screener_base.errors import AddressError, RpcError
 
 DECIMALS_SELECTOR = "0x313ce567"  # decimals()
@@ -51,7 +51,8 @@ class RangeScan:
             keep.add(self.base_block)
         return [self.headers[n] for n in sorted(keep) if n in self.headers]
 
-    def deposits(self, chain: str, now: datetime) -> list[Deposit]:
+    def deposits(self, chain: str, now: datetime) -> list[dict[str, Any]]:
+        """Deposit column values for the matched transfers (see pipeline_record.insert_new)."""
         family, spec = self.rt.spec.family, self.rt.spec
         rows = []
         for t in self.matched:
@@ -60,23 +61,25 @@ class RangeScan:
             assert token is not None  # decode_transfers only keeps watched token contracts
             header = self.headers[t.block_number]
             rows.append(
-                Deposit(
-                    chain=chain,
-                    tx_hash=t.tx_hash,
-                    log_index=t.log_index,
-                    block_number=t.block_number,
-                    block_hash=t.block_hash,
-                    block_time=datetime.fromtimestamp(header.timestamp, UTC),
-                    token_symbol=token.symbol,
-                    token_contract=token.contract,
-                    decimals=self.rt.verified_tokens.get(t.token, token.decimals or 0),
-                    amount_raw=t.amount,
-                    from_address=from_hex20(family, t.from_hex),
-                    initiator=self.initiators.get(t.tx_hash),
-                    to_address=address,
-                    account=account,
-                    observed_at=now,
-                )
+                {
+                    "chain": chain,
+                    "tx_hash": t.tx_hash,
+                    "log_index": t.log_index,
+                    "block_number": t.block_number,
+                    "block_hash": t.block_hash,
+                    "block_time": datetime.fromtimestamp(header.timestamp, UTC),
+                    "token_symbol": token.symbol,
+                    "token_contract": token.contract,
+                    "decimals": self.rt.verified_tokens.get(t.token, token.decimals or 0),
+                    "amount_raw": t.amount,
+                    "from_address": from_hex20(family, t.from_hex),
+                    "initiator": self.initiators.get(t.tx_hash),
+                    "to_address": address,
+                    "account": account,
+                    "observed_at": now,
+                    "status": DepositStatus.RECORDED,
+                    "findings": [],
+                }
             )
         return rows
 

@@ -189,6 +189,8 @@ def _tick_on(
             return _rewind(engine, rt, ep, state, result, now_fn, on_orphaned)
     result.lag_blocks = heads.head - (start - 1)
     if end < start:
+        if state.next_block is None and rt.start_block is None:
+            _start_here(engine, rt, heads.safe, heads.head, now_fn)
         return result
     # The first range also keeps the block below it: a lower bound for locating any later reorg.
     scan = scan_range(rt, ep, start, end, pre[-1], anchor, keep_base=state.next_block is None)
@@ -245,6 +247,18 @@ def _record(
         log.info("tick discarded: another worker recorded the same range first (%s)", exc.orig)
         return None
     return new
+
+
+def _start_here(engine: Engine, rt: ChainRuntime, safe: Header, head: int, now_fn: Callable[[], datetime]) -> None:
+    """First run without start_block: scanning begins after today's safe head, which becomes the anchor."""
+    try:
+        with session_scope(engine) as session:
+            cursor = lock_cursor(session, rt.name, None)
+            now = now_fn()
+            keep_headers(session, rt.name, [safe], now)
+            move_cursor(session, cursor, rt.name, safe.number + 1, now, head, safe.number)
+    except CursorMoved:
+        pass  # another worker started it first
 
 
 def _check_peers(rt: ChainRuntime, ep: Endpoint, result: TickResult) -> None:

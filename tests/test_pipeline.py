@@ -162,3 +162,19 @@ def test_decimals_mismatch_refuses_the_chain(anvil: Anvil, sqlite_engine: Engine
     register(engine, settings, "bsc", {A: "acct-a"})
     with pytest.raises(ChainHalted, match="decimals"):
         tick(engine, runtime(settings, "bsc"), settings, decide=mark_credited)
+
+
+def test_without_start_block_scanning_begins_at_the_first_tick(env: ChainEnv, sqlite_engine: Engine) -> None:
+    """No start_block: history is left to `screener backfill`; everything after the first tick is scanned."""
+    engine = sqlite_engine
+    settings = env.settings(str(engine.url), start_block=None)
+    register(engine, settings, CHAIN, {A: "acct-a"})
+    env.pay(env.usdt, 0, A, 1)  # before the worker ever ran
+    env.node.mine(3)
+    rt = runtime(settings)
+    first = tick(engine, rt, settings, decide=mark_credited)
+    assert first.status == "idle" and _cursor(engine) == first.safe_block + 1
+    env.pay(env.usdt, 0, A, 2)
+    env.node.mine(3)
+    tick_until_idle(engine, rt, settings)
+    assert [d.amount_raw for d in recorded(engine)] == [2]

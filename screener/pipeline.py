@@ -257,7 +257,7 @@ def _start_here(engine: Engine, rt: ChainRuntime, safe: Header, head: int, now_f
             now = now_fn()
             keep_headers(session, rt.name, [safe], now)
             move_cursor(session, cursor, rt.name, safe.number + 1, now, head, safe.number)
-    except CursorMoved:
+    except (CursorMoved, sa.exc.IntegrityError):
         pass  # another worker started it first
 
 

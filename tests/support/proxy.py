@@ -7,7 +7,8 @@ Tests point the screener at ``proxy.url`` instead of the node and script what go
         assert p.injected["http429"] > 0
 
 Faults (``Fault.kind``):
-- ``http500`` / ``http429`` (optional Retry-After) / ``drop`` (connection closed, no reply) /
+- ``http500`` / ``http429`` (optional Retry-After) / ``drop`` (connection closed, no reply) / ``reset``
+  (TCP RST: connection reset by peer) /
   ``timeout`` (reply delayed by ``delay_s``) / ``truncate`` (valid HTTP, JSON body cut short):
   apply to the whole HTTP request.
 - ``rpc_error``: the item gets ``{"code": code, "message": message}``.
@@ -18,6 +19,9 @@ Faults (``Fault.kind``):
 - ``wrong_chain``: eth_chainId answers ``chain_id``.
 ``lag_blocks`` makes the proxy a node that is that many blocks behind: head, tags, blocks, logs and
 transactions above its head are hidden (eth_getLogs is clamped silently, the worst real-world behaviour).
+``flip_lag`` answers every other HTTP request as a node that many blocks further behind (a load balancer
+in front of two nodes at different heights; counted as ``injected["flip"]``). ``stuck_at`` is a node whose
+head stopped at that block (settable while running).
 Selection: ``methods`` (None = any), ``every`` n-th matching request, at most ``times`` injections,
 optionally only after ``after`` matching requests. Deterministic: no randomness unless ``probability``
 is set, which uses the proxy's seeded RNG.
@@ -27,6 +31,8 @@ from __future__ import annotations
 
 import json
 import random
+import socket
+import struct
 import threading
 import time
 from collections import Counter
@@ -76,15 +82,28 @@ class Fault:
         return hit
 
 
-HTTP_KINDS = ("http500", "http429", "drop", "timeout", "truncate")
+HTTP_KINDS = ("http500", "http429", "drop", "reset", "timeout", "truncate")
 _TAGS = ("latest", "pending", "safe", "finalized")
 
 
 class FaultProxy:
-    def __init__(self, upstream: str, faults: list[Fault] | None = None, *, lag_blocks: int = 0, seed: int = 7):
+    def __init__(
+        self,
+        upstream: str,
+        faults: list[Fault] | None = None,
+        *,
+        lag_blocks: int = 0,
+        seed: int = 7,
+        flip_lag: int = 0,
+        stuck_at: int | None = None,
+    ):
         self.upstream = upstream
         self.faults: list[Fault] = list(faults or [])
         self.lag_blocks = lag_blocks
+        self.flip_lag = flip_lag
+        self.stuck_at = stuck_at
+        self._local = threading.local()
+        self._flips = 0
         self.injected: Counter[str] = Counter()
         self.requests: Counter[str] = Counter()
         self._rng = random.Random(seed)
@@ -133,8 +152,24 @@ class FaultProxy:
         body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
         return dict(self._http.post(self.upstream, json=body).json())
 
+    def _begin_request(self) -> None:
+        """Pick this HTTP request's lag (flip_lag: every other request is served by the node behind)."""
+        lag = self.lag_blocks
+        if self.flip_lag:
+            with self._lock:
+                self._flips += 1
+                behind = self._flips % 2 == 0
+                if behind:
+                    self.injected["flip"] += 1
+            lag += self.flip_lag if behind else 0
+        self._local.lag = lag
+
+    def _lag(self) -> int:
+        return int(getattr(self._local, "lag", self.lag_blocks))
+
     def _head(self) -> int:
-        return int(self._upstream("eth_blockNumber", [])["result"], 16) - self.lag_blocks
+        head = int(self._upstream("eth_blockNumber", [])["result"], 16) - self._lag()
+        return head if self.stuck_at is None else min(head, self.stuck_at)
 
     # --- one JSON-RPC item -----------------------------------------------------------------------------
     def handle_item(self, item: dict[str, Any]) -> dict[str, Any]:
@@ -144,7 +179,7 @@ class FaultProxy:
         fault = self._pick(("rpc_error", "wrong_chain", "range_limit"), method, lambda f: _bites(f, method, params))
         if fault is not None:
             return {"jsonrpc": "2.0", "id": rid, **self._fault_reply(fault, method, params)}
-        if self.lag_blocks:
+        if self._lag() or self.stuck_at is not None:
             result = self._lagged(method, params)
             if result is not _PASS:
                 return {"jsonrpc": "2.0", "id": rid, "result": result}
@@ -208,9 +243,16 @@ class FaultProxy:
                     return
                 first = payload[0] if isinstance(payload, list) and payload else payload
                 method = first.get("method") if isinstance(first, dict) else None
+                proxy._begin_request()
                 fault = proxy._pick(HTTP_KINDS, method)
                 if fault is not None and fault.kind == "drop":
                     self.close_connection = True
+                    return
+                if fault is not None and fault.kind == "reset":
+                    self.close_connection = True
+                    # linger 0: close() sends RST instead of FIN, so the client sees "connection reset by peer"
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    self.connection.close()
                     return
                 if fault is not None and fault.kind == "http500":
                     self._send(500, b"internal server error")

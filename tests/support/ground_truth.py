@@ -68,6 +68,11 @@ class Payer:
     mixer_senders: list[str] = field(default_factory=list)
     n: int = 0
 
+    def prepare(self, mixer_senders: int = 2) -> None:
+        """Create the mixer-funded senders now (a later reorg must not remove their withdrawals)."""
+        while len(self.mixer_senders) < mixer_senders:
+            self.mixer_senders.append(dw.mixer_funded_sender(self.world, f"reliability-{len(self.mixer_senders)}"))
+
     def pay(self, kind: str | None = None) -> Payment:
         """One deposit: ``kind`` or a random one (mostly clean, some OFAC, some mixer-funded)."""
         rng, world = self.rng, self.world
@@ -82,8 +87,7 @@ class Payer:
             sender = OFAC_SENDER
             tx = dw.send_from_listed(world, token, dw.OFAC_SENDER, to, amount)
         elif kind == MIXER:
-            if len(self.mixer_senders) < 2:
-                self.mixer_senders.append(dw.mixer_funded_sender(world, f"reliability-{len(self.mixer_senders)}"))
+            self.prepare()
             sender = rng.choice(self.mixer_senders)
             tx = dw.send_from_listed(world, token, sender, to, amount)
         else:

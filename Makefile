@@ -31,9 +31,11 @@ lint: setup
 test: lint
 	$(BIN)/pytest -q -m "not slow" $(PYTEST_ARGS)
 
-# The long versions of the crash/fault suites (more kills, more faults); not run in CI.
+# The long versions of the crash/fault suites (more kills, more faults) and of the fuzzing (more examples);
+# not run in CI. Sizes: SCREENER_KILLS (crash loop, default 60), SCREENER_FAULT_STEPS (RPC faults, default 300).
 test-long: setup
 	SCREENER_LONG=1 $(BIN)/pytest -q -m slow $(PYTEST_ARGS)
+	SCREENER_LONG=1 $(BIN)/pytest -q tests/test_reliability_fuzz.py $(PYTEST_ARGS)
 
 bench: setup
 	$(BIN)/python -m bench.run_all

@@ -205,6 +205,43 @@ class RpcClient:
 
         return run(endpoint) if endpoint is not None else self._failover(run)
 
+    def get_logs_and_block(
+        self, log_filter: dict[str, Any], block: int, *, endpoint: Endpoint | None = None
+    ) -> tuple[list[dict[str, Any]], Any]:
+        """eth_getLogs and eth_getBlockByNumber(``block``) in ONE HTTP request.
+
+        Behind a load balancer each HTTP request may reach another node; asking in one request lets the
+        caller check that the node which answered the logs also had ``block`` (a node that is behind clamps
+        eth_getLogs silently on some clients). Range errors raise RangeTooLarge as in get_logs.
+        """
+
+        calls = [("eth_getLogs", [log_filter]), ("eth_getBlockByNumber", [hex(block), False])]
+
+        def once(ep: Endpoint) -> tuple[list[dict[str, Any]], Any]:
+            ids = [self._next_id() for _ in calls]
+            payload = [
+                {"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in zip(ids, calls, strict=True)
+            ]
+            ep.stats.batches += 1
+            data = self._post(ep, payload)
+            by_id = {x.get("id"): x for x in data if isinstance(x, dict)} if isinstance(data, list) else {}
+            logs, header = (
+                self._batch_item(ep, m, data, by_id.get(i), i) for i, (m, _) in zip(ids, calls, strict=True)
+            )
+            for item in (logs, header):
+                if isinstance(item, RpcError):
+                    raise item  # transient ones are retried as a pair, on the same endpoint
+            if not isinstance(logs, list):
+                raise self._transient(ep, f"eth_getLogs returned {type(logs).__name__}, not a list")
+            return logs, header
+
+        def run(ep: Endpoint) -> tuple[list[dict[str, Any]], Any]:
+            self.ensure_chain_id(ep)
+            result: tuple[list[dict[str, Any]], Any] = self._retrying(ep, "eth_getLogs", lambda: once(ep))
+            return result
+
+        return run(endpoint) if endpoint is not None else self._failover(run)
+
     def batch(
         self, calls: Sequence[tuple[str, list[Any]]], *, endpoint: Endpoint | None = None
     ) -> list[Any | RpcError]:

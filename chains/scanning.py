@@ -26,6 +26,8 @@ from chains.transfers import TRANSFER_TOPIC0
 from screener_base.errors import ChainError, DecodeError, RpcError
 
 MAX_SHRINK_STEPS = 64
+# Requests re-sent when a node answers null for a block it should have (see get_headers).
+BEHIND_ATTEMPTS = 3
 GROW_AFTER_SUCCESSES = 4
 
 
@@ -72,14 +74,24 @@ def _block_param(number: int | str) -> str:
     return number if isinstance(number, str) else hex(number)
 
 
-def get_headers(client: RpcClient, ep: Endpoint, numbers: Sequence[int | str]) -> list[Header | None]:
-    """Headers by number or tag, batched; a failed lookup raises (headers are not optional)."""
-    results = client.batch([("eth_getBlockByNumber", [_block_param(n), False]) for n in numbers], endpoint=ep)
+def get_headers(
+    client: RpcClient, ep: Endpoint, numbers: Sequence[int | str], attempts: int = BEHIND_ATTEMPTS
+) -> list[Header | None]:
+    """Headers by number or tag, batched; a failed lookup raises (headers are not optional).
+
+    A null block is asked for again (up to ``attempts`` requests): behind one URL a load balancer may have
+    sent the request to a node that is behind, and the next request can reach another one.
+    """
     out: list[Header | None] = []
-    for item in results:
-        if isinstance(item, RpcError):
-            raise item
-        out.append(parse_header(item))
+    for _ in range(max(1, attempts)):
+        results = client.batch([("eth_getBlockByNumber", [_block_param(n), False]) for n in numbers], endpoint=ep)
+        out = []
+        for item in results:
+            if isinstance(item, RpcError):
+                raise item
+            out.append(parse_header(item))
+        if all(h is not None for h in out):
+            break
     return out
 
 
@@ -110,38 +122,54 @@ def _confirmations_heads(client: RpcClient, ep: Endpoint, spec: ChainSpec, lates
     return Heads(latest.number, safe, source)
 
 
+def _latest_and_tag(
+    client: RpcClient, ep: Endpoint, spec: ChainSpec, tags: TagSupport, min_head: int
+) -> tuple[Header, Any]:
+    """The latest block (and the finality tag's block, while it may be served) in one request, re-asked
+    (bounded) while the head is below ``min_head``: behind one URL, another node may answer next time."""
+    ask_tag = spec.uses_tag and tags.served is not False
+    calls: list[tuple[str, list[Any]]] = [("eth_getBlockByNumber", ["latest", False])]
+    if ask_tag:
+        calls.append(("eth_getBlockByNumber", [spec.finality_tag, False]))
+
+    def ask() -> tuple[Header, Any]:
+        items = client.batch(calls, endpoint=ep)
+        if isinstance(items[0], RpcError):
+            raise items[0]
+        latest = parse_header(items[0])
+        if latest is None:
+            raise DecodeError(f"{ep.label} returned no latest block", "fail over")
+        return latest, (items[1] if ask_tag else _NOT_ASKED)
+
+    answer = ask()
+    for _ in range(BEHIND_ATTEMPTS - 1):
+        if answer[0].number >= min_head:
+            break
+        answer = ask()
+    return answer
+
+
+_NOT_ASKED = object()
+
+
 def read_heads(
     client: RpcClient,
     ep: Endpoint,
     spec: ChainSpec,
     tags: TagSupport,
     finality_client: RpcClient | None = None,
+    min_head: int = 0,
 ) -> Heads:
-    """Head and safe head as seen by ``ep``."""
-    if spec.uses_tag and tags.served is not False:
-        assert spec.finality_tag is not None
-        items = client.batch(
-            [("eth_getBlockByNumber", ["latest", False]), ("eth_getBlockByNumber", [spec.finality_tag, False])],
-            endpoint=ep,
-        )
-        if isinstance(items[0], RpcError):
-            raise items[0]
-        latest = parse_header(items[0])
-        if latest is None:
-            raise DecodeError(f"{ep.label} returned no latest block", "fail over")
-        tagged = items[1]
+    """Head and safe head as seen by ``ep`` (the caller checks ``head >= min_head``; see _latest_and_tag)."""
+    latest, tagged = _latest_and_tag(client, ep, spec, tags, min_head)
+    if tagged is not _NOT_ASKED:
         if isinstance(tagged, RpcRequestError) or (tagged is None and tags.served is None):
             tags.served = False  # this provider does not know the tag: confirmations from now on
         elif isinstance(tagged, RpcError):
             raise tagged
         else:
             tags.served = True
-            return Heads(latest.number, parse_header(tagged), spec.finality_tag)
-    else:
-        latest_or_none = get_headers(client, ep, ["latest"])[0]
-        if latest_or_none is None:
-            raise DecodeError(f"{ep.label} returned no latest block", "fail over")
-        latest = latest_or_none
+            return Heads(latest.number, parse_header(tagged), str(spec.finality_tag))
     cap = None
     if finality_client is not None:  # e.g. a java-tron solidity node: its head is already final
         cap = int(finality_client.call("eth_blockNumber", []), 16)
@@ -221,6 +249,8 @@ def make_query(spec: ChainSpec, recipients_hex: Sequence[str]) -> LogQuery:
 class FetchedRange:
     logs: list[dict[str, Any]]
     to_block: int
+    # The header of to_block from the same HTTP request as the logs: the node that answered them had it.
+    end_header: Header
     shrinks: int = 0
 
 
@@ -231,11 +261,11 @@ def fetch_logs(
     if to_block < from_block:
         raise ValueError(f"empty block range {from_block}..{to_block}")
     span = min(sizer.span, to_block - from_block + 1)
-    shrinks = 0
+    shrinks = behind = 0
     for _ in range(MAX_SHRINK_STEPS):
         end = from_block + span - 1
         try:
-            logs = client.get_logs(query.filter(from_block, end), endpoint=ep)
+            logs, raw_header = client.get_logs_and_block(query.filter(from_block, end), end, endpoint=ep)
         except RangeTooLarge as exc:
             if span == 1:
                 raise RpcRequestError(
@@ -245,8 +275,14 @@ def fetch_logs(
             span = min(sizer.shrink(span, exc, from_block), span - 1)
             shrinks += 1
             continue
+        header = parse_header(raw_header)
+        if header is None:  # e.g. a load balancer sent the request to a node that is behind: logs may be cut
+            behind += 1
+            if behind >= BEHIND_ATTEMPTS:
+                raise NodeBehind(f"{ep.label} answered eth_getLogs without having block {end}", "failing over")
+            continue
         sizer.succeeded(span)
-        return FetchedRange(logs=logs, to_block=end, shrinks=shrinks)
+        return FetchedRange(logs=logs, to_block=end, end_header=header, shrinks=shrinks)
     raise RpcRequestError(f"eth_getLogs range did not converge from block {from_block}", "check the provider")
 
 

@@ -25,6 +25,7 @@ from chains.scanning import (
     AnchorState,
     DeepReorg,
     Header,
+    Heads,
     NodeBehind,
     NodeInconsistent,
     classify_anchor_mismatch,
@@ -167,14 +168,12 @@ def _tick_on(
     decide: Decide | None,
     on_orphaned: OrphanHandler,
 ) -> TickResult:
-    heads = read_heads(rt.client, ep, rt.spec, rt.tags, rt.finality_client)
+    anchor = state.anchor
+    heads = _heads_not_behind(rt, ep, anchor)
     result = TickResult(chain=rt.name, status="idle", head_block=heads.head)
     if heads.safe is None:
         return result
     result.safe_block = heads.safe.number
-    anchor = state.anchor
-    if anchor is not None and heads.head < anchor.number:
-        raise NodeBehind(f"{ep.label} is at block {heads.head}, we already read {anchor.number}", "failing over")
     start = state.next_block
     if start is None:  # first run: from start_block, else from now on (use `screener backfill` for history)
         start = rt.start_block if rt.start_block is not None else heads.safe.number + 1
@@ -215,6 +214,16 @@ def _tick_on(
     result.recorded, result.duplicates = len(new), len(scan.matched) - len(new)
     result.lag_blocks = heads.head - scan.to_block
     return result
+
+
+def _heads_not_behind(rt: ChainRuntime, ep: Endpoint, anchor: Header | None) -> Heads:
+    """Heads from ``ep``; NodeBehind if its head is below the block we already read (read_heads re-asks
+    first: behind one URL, the next request may reach a node that is not behind)."""
+    floor = anchor.number if anchor is not None else 0
+    heads = read_heads(rt.client, ep, rt.spec, rt.tags, rt.finality_client, min_head=floor)
+    if heads.head < floor:
+        raise NodeBehind(f"{ep.label} is at block {heads.head}, we already read {floor}", "failing over")
+    return heads
 
 
 def _record(

@@ -15,7 +15,7 @@ from typing import Any
 
 from chains.codec import from_hex20
 from chains.rpc import Endpoint
-from chains.scanning import ChainHalted, Header, NodeBehind, fetch_logs, make_query, parse_header
+from chains.scanning import BEHIND_ATTEMPTS, ChainHalted, Header, NodeBehind, fetch_logs, make_query, parse_header
 from chains.transfers import Transfer, decode_transfers
 from screener.chain_runtime import ChainRuntime
 from screener.models.deposits import DepositStatus
@@ -96,25 +96,37 @@ def _initiator(rt: ChainRuntime, tx: Any, block_hash: str) -> str | None:
 
 
 def _lookup(rt: ChainRuntime, ep: Endpoint, scan: RangeScan, numbers: list[int]) -> None:
-    """One batch: headers of ``numbers`` (required) and the matched transfers' transactions (optional)."""
+    """One batch: headers of ``numbers`` (required) and the matched transfers' transactions (optional).
+
+    Re-sent (bounded) when a header is null: the request may have reached a node that is behind.
+    """
     hashes = sorted({t.tx_hash for t in scan.matched})
     calls = [("eth_getBlockByNumber", [hex(n), False]) for n in numbers]
     calls += [("eth_getTransactionByHash", [h]) for h in hashes]
-    results = rt.client.batch(calls, endpoint=ep)
-    for number, item in zip(numbers, results[: len(numbers)], strict=True):
-        if isinstance(item, RpcError):
-            raise item
-        header = parse_header(item)
-        if header is None:
-            raise NodeBehind(f"{ep.label} does not serve block {number}", "failing over")
-        scan.headers[number] = header
+    for attempt in range(BEHIND_ATTEMPTS):
+        results = rt.client.batch(calls, endpoint=ep)
+        missing = None
+        for number, item in zip(numbers, results[: len(numbers)], strict=True):
+            if isinstance(item, RpcError):
+                raise item
+            header = parse_header(item)
+            if header is None:
+                missing = number
+                break
+            scan.headers[number] = header
+        if missing is None:
+            break
+        if attempt + 1 == BEHIND_ATTEMPTS:
+            raise NodeBehind(f"{ep.label} does not serve block {missing}", "failing over")
     block_of = {t.tx_hash: t.block_hash for t in scan.matched}
     for tx_hash, item in zip(hashes, results[len(numbers) :], strict=True):
         scan.initiators[tx_hash] = None if isinstance(item, RpcError) else _initiator(rt, item, block_of[tx_hash])
 
 
-def _check(scan: RangeScan, pre_end: Header, end: int, anchor: Header | None) -> None:
+def _check(scan: RangeScan, pre_end: Header, end: int, anchor: Header | None, logs_end: Header | None) -> None:
     problems = []
+    if logs_end is not None and scan.headers[scan.to_block].hash != logs_end.hash:
+        problems.append(f"the node that answered eth_getLogs had another block {scan.to_block}")
     if scan.headers[end].hash != pre_end.hash:
         problems.append(f"block {end} changed during the scan")
     if anchor is not None and scan.headers[anchor.number].hash != anchor.hash:
@@ -142,9 +154,10 @@ def scan_range(
     started = time.perf_counter()
     scan = RangeScan(rt=rt, from_block=start, to_block=end)
     logs: list[dict[str, Any]] = []
+    logs_end: Header | None = None
     if rt.watch:  # no deposit addresses: nothing to ask for, the range is simply passed
         fetched = fetch_logs(rt.client, ep, make_query(rt.spec, list(rt.watch)), start, end, rt.sizer)
-        logs, scan.to_block = fetched.logs, fetched.to_block
+        logs, scan.to_block, logs_end = fetched.logs, fetched.to_block, fetched.end_header
     fetched_at = time.perf_counter()
     outcome = decode_transfers(logs, {t.hex20 for t in rt.spec.tokens}, rt.watch.keys())
     scan.logs, scan.matched = len(logs), outcome.transfers
@@ -157,7 +170,7 @@ def scan_range(
         scan.base_block = max(start - 1, 0)
         numbers.add(scan.base_block)
     _lookup(rt, ep, scan, sorted(numbers))
-    _check(scan, pre_end, end, anchor)
+    _check(scan, pre_end, end, anchor, logs_end)
     scan.timings_s = {
         "fetch": fetched_at - started,
         "decode": decoded_at - fetched_at,

@@ -100,3 +100,73 @@ def test_faults_do_not_change_the_recorded_set(anvil: Anvil, engine: Engine) -> 
 @pytest.mark.parametrize("seed", range(int(os.environ.get("SCREENER_FAULT_SEEDS", "5"))))
 def test_faults_long(anvil: Anvil, sqlite_engine: Engine, seed: int) -> None:
     _run(make_env(anvil), sqlite_engine, deposits=150, scale=1 + seed % 3, seed=100 + seed)
+
+
+class AlternatingBalancer:
+    """One URL in front of two nodes, each HTTP request to the next one: like a provider's load balancer
+    over nodes at different heights."""
+
+    def __init__(self, upstreams: list[str]) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        import httpx
+
+        self.sent = [0] * len(upstreams)
+        http = httpx.Client(timeout=30)
+        lock = threading.Lock()
+        balancer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: object) -> None:
+                return
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                with lock:
+                    target = sum(balancer.sent) % len(upstreams)
+                    balancer.sent[target] += 1
+                reply = http.post(upstreams[target], content=body, headers={"Content-Type": "application/json"})
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(reply.content)))
+                self.end_headers()
+                self.wfile.write(reply.content)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+        self._http = http
+
+    def __enter__(self) -> AlternatingBalancer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._http.close()
+
+
+def test_load_balanced_endpoint_with_a_lagging_node(anvil: Anvil, sqlite_engine: Engine) -> None:
+    """eth_getLogs answered by the node that is behind is clamped silently; because logs and the range's last
+    header come from one HTTP request, such an answer is noticed and the range is read again."""
+    env = make_env(anvil)
+    ours = {deposit_address(i): f"acct-{i}" for i in range(4)}
+    with FaultProxy(anvil.url, lag_blocks=8) as behind, AlternatingBalancer([anvil.url, behind.url]) as lb:
+        settings = env.settings(str(sqlite_engine.url), rpc_urls=[lb.url], max_block_range=6)
+        register(sqlite_engine, settings, CHAIN, ours)
+        rt = runtime(settings)
+        for round_ in range(6):
+            for i in range(4):
+                env.pay(env.usdt, i, deposit_address(i), 1000 * round_ + i + 1)
+            anvil.mine(1)
+            tick_until_idle(sqlite_engine, rt, settings, tolerate=(RpcUnavailable, NodeBehind))
+        anvil.mine(3)
+        tick_until_idle(sqlite_engine, rt, settings, tolerate=(RpcUnavailable, NodeBehind))
+        assert lb.sent[1] > 0 and behind.requests["eth_getLogs"] > 0
+    assert keys(recorded(sqlite_engine)) == ground_truth(anvil, {env.usdt, env.usdc}, set(ours))
+    assert len(recorded(sqlite_engine)) == 24

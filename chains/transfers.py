@@ -172,6 +172,7 @@ def decode_transfers(logs: Iterable[Any], tokens: Collection[str], recipients: C
                 type(topics) is list
                 and len(topics) == 3
                 and topics[0] == TRANSFER_TOPIC0
+                and type(log.get("address")) is str  # a list or dict here is unhashable: leave it to _slow
                 and log.get("address") in tokens
                 and type(data) is str
                 and len(data) == 66

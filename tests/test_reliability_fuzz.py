@@ -144,6 +144,10 @@ def test_transfer_decoder_never_raises_and_only_yields_well_formed_transfers(log
     recipients=st.none() | st.frozensets(st.binary(min_size=20, max_size=20).map(lambda b: "0x" + b.hex())),
 )
 @example(logs=[None], recipients=None)
+@example(  # the fast path for other recipients once hashed an unhashable address
+    logs=[{"address": [], "topics": [TRANSFER_TOPIC0, "0x" + "0" * 64, "0x" + "0" * 64], "data": "0x" + "0" * 64}],
+    recipients=frozenset(),
+)
 @example(logs=[{"topics": [TRANSFER_TOPIC0, "0x", 7], "data": "0x" + "0" * 64, "address": TOKEN}], recipients=None)
 def test_transfer_batch_accounts_for_every_log(logs: list[Any], recipients: frozenset[str] | None) -> None:
     try:

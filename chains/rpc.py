@@ -13,7 +13,8 @@ import gc
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,14 +45,28 @@ _HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
 GC_PAUSE_MIN_BYTES = 1 << 20
 
 
-def _loads(body: bytes) -> Any:
-    if len(body) < GC_PAUSE_MIN_BYTES or not gc.isenabled():
-        return json.loads(body)
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic GC (process-wide) for a bulk section that creates no cycles; nests safely.
+
+    Reference counting still frees everything; only the generational passes over the many new objects are
+    skipped. Callers keep these sections short (one eth_getLogs reply and its decoding).
+    """
+    if not gc.isenabled():
+        yield
+        return
     gc.disable()
     try:
-        return json.loads(body)
+        yield
     finally:
         gc.enable()
+
+
+def _loads(body: bytes) -> Any:
+    if len(body) < GC_PAUSE_MIN_BYTES:
+        return json.loads(body)
+    with gc_paused():
+        return json.loads(body)
 
 
 @dataclass(frozen=True)

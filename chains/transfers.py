@@ -165,25 +165,27 @@ def decode_transfers(logs: Iterable[Any], tokens: Collection[str], recipients: C
     out = DecodeOutcome()
     tokens = {t.lower() for t in tokens}
     wanted = None if recipients is None else {_ZERO_PAD + r[2:].lower() for r in recipients}
+    others = 0
     for log in logs:
-        if wanted is not None and type(log) is dict:
-            topics, data = log.get("topics"), log.get("data")
-            if (
-                type(topics) is list
-                and len(topics) == 3
-                and topics[0] == TRANSFER_TOPIC0
-                and type(log.get("address")) is str  # a list or dict here is unhashable: leave it to _slow
-                and log.get("address") in tokens
-                and type(data) is str
-                and len(data) == 66
-                and log.get("removed") is not True
-            ):
+        if wanted is not None:
+            try:
+                topics = log["topics"]
                 to_topic = topics[2]
-                if type(to_topic) is str and to_topic not in wanted and to_topic.islower():
-                    if len(to_topic) == 66 and to_topic.startswith(_ZERO_PAD):
-                        out.other_recipients += 1
-                    else:
-                        out.rejected[Reject.BAD_ADDRESS_WORD] += 1
+                if (
+                    to_topic not in wanted
+                    and topics[0] == TRANSFER_TOPIC0
+                    and len(topics) == 3
+                    and log["address"] in tokens
+                    and len(log["data"]) == 66
+                    and log.get("removed") is not True
+                    and to_topic.islower()
+                    and len(to_topic) == 66
+                    and to_topic.startswith(_ZERO_PAD)
+                ):
+                    others += 1
                     continue
+            except (KeyError, IndexError, TypeError, AttributeError):
+                pass  # not even the right shape: the checked path says why
         _slow(log, tokens, recipients, out)
+    out.other_recipients += others
     return out

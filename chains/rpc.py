@@ -31,10 +31,9 @@ from chains.rpc_errors import (
     classify_rpc_error,
     parse_range_hint,
     parse_retry_after,
-    redact_text,
-    redact_url,
 )
 from screener_base.errors import ConfigError, RpcError
+from screener_base.redact import endpoint_labels, redact_text
 
 log = logging.getLogger(__name__)
 _HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -124,7 +123,7 @@ class RpcClient:
     ) -> None:
         if not urls:
             raise ConfigError("no RPC endpoint configured", "set chains.<name>.rpc_urls")
-        self.endpoints = [Endpoint(url=u, label=redact_url(u)) for u in urls]
+        self.endpoints = [Endpoint(url=u, label=label) for u, label in zip(urls, endpoint_labels(urls), strict=True)]
         self.chain_id = chain_id
         self.timeout_s = timeout_s
         self.retry = retry or RetryPolicy()

@@ -1,4 +1,4 @@
-"""What an RPC failure means (retry, shrink the range, fail over, give up) and how to show URLs safely.
+"""What an RPC failure means: retry, shrink the range, fail over, give up (URLs: screener_base.redact).
 
 Pure functions; chains/rpc.py applies them. Provider error texts are matched loosely on purpose: the same
 condition is worded differently by geth, Erigon, java-tron, Infura, Alchemy, QuickNode and public gateways.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from urllib.parse import urlsplit, urlunsplit
 
 from screener_base.errors import RpcError
 
@@ -108,37 +107,3 @@ def parse_retry_after(value: str | None) -> float | None:
     except ValueError:
         return None
     return seconds if seconds >= 0 else None
-
-
-_SECRET_SEGMENT = re.compile(r"^[A-Za-z0-9_\-]{16,}$")
-
-
-def redact_url(url: str) -> str:
-    """The URL without credentials: user:password, query values and key-like path segments become ***."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable url>"
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    if parts.username or parts.password:
-        host = f"***@{host}"
-    path = "/".join("***" if _SECRET_SEGMENT.match(seg) else seg for seg in parts.path.split("/"))
-    query = "&".join(f"{kv.split('=', 1)[0]}=***" for kv in parts.query.split("&") if kv) if parts.query else ""
-    return urlunsplit((parts.scheme, host, path, query, ""))
-
-
-def redact_text(text: str, urls: list[str]) -> str:
-    """``text`` with every configured URL (and its secret parts) replaced by the redacted form."""
-    for url in sorted(urls, key=len, reverse=True):
-        if url and url in text:
-            text = text.replace(url, redact_url(url))
-        secret_parts = [seg for seg in urlsplit(url).path.split("/") if _SECRET_SEGMENT.match(seg)]
-        secret_parts += [v for kv in urlsplit(url).query.split("&") if "=" in kv for v in [kv.split("=", 1)[1]] if v]
-        if urlsplit(url).password:
-            secret_parts.append(urlsplit(url).password or "")
-        for secret in secret_parts:
-            if secret:
-                text = text.replace(secret, "***")
-    return text

@@ -27,9 +27,9 @@ from sqlalchemy.orm import Session
 
 from screener.db import session_scope
 from screener.leases import insert_ignore
-from screener.logging_setup import redact_text, redact_url
 from screener.models.daemon import AlertOutbox, AlertState
 from screener.settings import AlertSettings
+from screener_base.redact import redact_text, redact_url
 
 log = logging.getLogger(__name__)
 

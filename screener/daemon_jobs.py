@@ -30,12 +30,12 @@ from screener.daemon_state import flush_rpc_errors, record_tick_failure, record_
 from screener.db import session_scope
 from screener.indexes import scan_blacklist_index, scan_mixer_index
 from screener.leases import LeaseGrant, LeaseLost, WorkerIdentity, fenced, renew, try_acquire, worker_seen
-from screener.logging_setup import redact_text
 from screener.metrics import ProcessStats
 from screener.models.deposits import Deposit, DepositStatus
 from screener.pipeline import TickResult, tick
 from screener.settings import Settings
 from screener.status import StatusSnapshot, collect
+from screener_base.redact import redact_text
 
 log = logging.getLogger("screener.daemon")
 tick_log = logging.getLogger("screener.tick")

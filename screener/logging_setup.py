@@ -2,42 +2,19 @@
 
 RPC URLs often carry an API key in the path or query (``https://x.infura.io/v3/<key>``) and webhook URLs
 carry a token (``https://hooks.slack.com/services/T/B/<token>``), so any URL in a log line is cut back
-to its scheme, host and port. Structured fields go in ``extra={"fields": {...}}``.
+to its scheme, host and port (screener_base.redact). Structured fields go in ``extra={"fields": {...}}``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 import sys
 from datetime import UTC, datetime
 from typing import Any, TextIO
-from urllib.parse import urlsplit
 
 from screener.settings import LoggingSettings
-
-_URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
-REDACTED = "***"
-
-
-def redact_url(url: str) -> str:
-    """``scheme://host[:port]`` plus ``/***`` when anything followed; credentials are always dropped."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        return REDACTED
-    if not parts.scheme or not host:
-        return REDACTED
-    tail = f"/{REDACTED}" if (parts.path not in ("", "/") or parts.query or parts.fragment) else ""
-    return f"{parts.scheme}://{host}{port}{tail}"
-
-
-def redact_text(text: str) -> str:
-    """Every URL inside ``text`` redacted."""
-    return _URL.sub(lambda m: redact_url(m.group(0)), text)
+from screener_base.redact import redact_text
 
 
 def _redact_value(value: Any) -> Any:

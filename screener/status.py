@@ -23,6 +23,7 @@ from screener.review_rules import is_overdue
 from screener.settings import Settings
 from screener_base.clock import ensure_utc
 from screener_base.errors import ScreenerError
+from screener_base.redact import redact_text
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,7 @@ def _chain_view(
         last_tick_at=ensure_utc(status.last_tick_at) if status and status.last_tick_at else None,
         ticks_ok=status.ticks_ok if status else 0,
         ticks_failed=status.ticks_failed if status else 0,
-        last_error=status.last_error if status else None,
+        last_error=redact_text(status.last_error) if status and status.last_error else None,
         lease_holder=holder,
         configured=configured,
     )
@@ -172,6 +173,15 @@ def _workers(session: Session, settings: Settings, now: datetime) -> list[Worker
     ]
 
 
+def _rpc_errors(session: Session) -> dict[tuple[str, str], int]:
+    """Totals per (chain, endpoint label); labels are redacted again in case an older worker stored a URL."""
+    totals: dict[tuple[str, str], int] = {}
+    for row in session.exec(select(RpcEndpointErrors)):
+        key = (row.chain, redact_text(row.endpoint))
+        totals[key] = totals.get(key, 0) + row.errors_total
+    return totals
+
+
 def collect(session: Session, settings: Settings, now: datetime) -> StatusSnapshot:
     """Read everything `screener status` and the metrics report."""
     snap = StatusSnapshot(at=now)
@@ -186,6 +196,6 @@ def collect(session: Session, settings: Settings, now: datetime) -> StatusSnapsh
     )
     _list(session, settings, now, snap)
     snap.alerts_by_state = outbox_counts(session)
-    snap.rpc_errors = {(r.chain, r.endpoint): r.errors_total for r in session.exec(select(RpcEndpointErrors))}
+    snap.rpc_errors = _rpc_errors(session)
     snap.workers = _workers(session, settings, now)
     return snap

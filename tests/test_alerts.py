@@ -13,9 +13,10 @@ from sqlalchemy.engine import Engine
 from screener.alerts import AlertKind, backoff_s, deliver_due, enqueue, outbox_counts
 from screener.db import session_scope
 from screener.devnet.anvil import free_port
-from screener.logging_setup import configure_logging, redact_text, redact_url
+from screener.logging_setup import configure_logging
 from screener.models.daemon import AlertOutbox, AlertState
 from screener.settings import AlertSettings, LoggingSettings
+from screener_base.redact import redact_text, redact_url
 from tests.support.webhook_receiver import run_webhook_receiver
 
 T0 = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)

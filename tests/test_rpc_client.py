@@ -16,10 +16,9 @@ from chains.rpc_errors import (
     RpcUnavailable,
     classify_rpc_error,
     parse_range_hint,
-    redact_text,
-    redact_url,
 )
 from screener.devnet.anvil import Anvil, free_port
+from screener_base.redact import redact_text, redact_url
 from tests.support.proxy import Fault, FaultProxy
 
 FAST = RetryPolicy(max_attempts=3, max_total_s=5, backoff_initial_s=0.001, backoff_max_s=0.002, retry_after_cap_s=0.5)
@@ -136,21 +135,24 @@ def test_api_keys_never_shown(anvil: Anvil, caplog: pytest.LogCaptureFixture) ->
 
 
 def test_redaction_of_common_provider_urls() -> None:
-    assert (
-        redact_url("https://eth-mainnet.g.alchemy.com/v2/AbCdEf0123456789xyz")
-        == "https://eth-mainnet.g.alchemy.com/v2/***"
-    )
-    assert (
-        redact_url("https://mainnet.infura.io/v3/0123456789abcdef0123456789abcdef")
-        == "https://mainnet.infura.io/v3/***"
-    )
-    assert redact_url("https://x.quiknode.pro/0123456789abcdef0123/") == "https://x.quiknode.pro/***/"
-    assert redact_url("https://rpc.ankr.com/eth?key=abc&x=1") == "https://rpc.ankr.com/eth?key=***&x=***"
+    assert redact_url("https://eth-mainnet.g.alchemy.com/v2/AbCdEf0123456789xyz") == "https://eth-mainnet.g.alchemy.com/***"
+    assert redact_url("https://mainnet.infura.io/v3/0123456789abcdef") == "https://mainnet.infura.io/***"
+    assert redact_url("https://x.quiknode.pro/0123456789abcdef0123/") == "https://x.quiknode.pro/***"
+    assert redact_url("https://rpc.ankr.com/eth?key=abc&x=1") == "https://rpc.ankr.com/***"
     assert redact_url("http://127.0.0.1:8545") == "http://127.0.0.1:8545"
     url = "https://mainnet.infura.io/v3/0123456789abcdef0123456789abcdef"
     assert "0123456789abcdef" not in redact_text(
         f"error for url '{url}' and key 0123456789abcdef0123456789abcdef", [url]
     )
+
+
+def test_endpoints_on_one_host_get_distinct_labels_without_their_keys() -> None:
+    urls = ["https://rpc.example/key-one-1", "https://rpc.example/key-two-2", "http://127.0.0.1:8545"]
+    c = RpcClient(urls, chain_id=1)
+    try:
+        assert list(c.stats()) == ["https://rpc.example/*** #1", "https://rpc.example/*** #2", "http://127.0.0.1:8545"]
+    finally:
+        c.close()
 
 
 @pytest.mark.parametrize(

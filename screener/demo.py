@@ -22,6 +22,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
 from screener import demo_world as dw
+from screener.amounts import format_units
 from screener.db import make_engine, session_scope
 from screener.devnet.anvil import free_port, run_anvil
 from screener.models.deposits import Deposit, DepositStatus
@@ -116,13 +117,38 @@ def _stop(daemon: subprocess.Popen[bytes]) -> int:
         return daemon.wait(timeout=STOP_TIMEOUT_S)
 
 
+def _fresh_database(workdir: Path, echo: Callable[[str], None]) -> str:
+    """Delete the previous demo's database files, say so, and return the new database's URL."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    db = workdir / "demo.db"
+    replaced = db.exists()
+    for name in DB_FILES:
+        (workdir / name).unlink(missing_ok=True)
+    note = " (the previous demo's data there is replaced)" if replaced else ""
+    echo(f"Creating a fresh demo database at {db}{note}.")
+    return f"sqlite:///{db.resolve()}"
+
+
+def _shown(path: Path) -> Path:
+    cwd = Path.cwd()
+    return path.relative_to(cwd) if path.is_relative_to(cwd) else path
+
+
+def cli_hints(config: Path, *commands: str) -> list[str]:
+    """How a person runs ``commands`` with ``config``: the venv's `screener` by path, or `screener` once activated."""
+    exe = Path(sys.executable).with_name("screener")
+    prefix = str(_shown(exe)) if exe.exists() else f"{sys.executable} -m screener"
+    lines = [f"{prefix} --config {config} {command}" for command in commands]
+    activate = exe.with_name("activate")
+    if exe.exists() and activate.exists():
+        lines.append(f"(or run `source {_shown(activate)}` once, then `screener --config {config} {commands[0]}`)")
+    return lines
+
+
 def run_demo(
     workdir: Path = DEFAULT_WORKDIR, echo: Callable[[str], None] = print, timeout_s: float = 120.0
 ) -> DemoReport:
-    workdir.mkdir(parents=True, exist_ok=True)
-    for name in DB_FILES:
-        (workdir / name).unlink(missing_ok=True)
-    db_url = f"sqlite:///{(workdir / 'demo.db').resolve()}"
+    db_url = _fresh_database(workdir, echo)
     echo("Starting a local anvil devnet ...")
     with run_anvil() as node:
         world = dw.build_world(node)
@@ -167,7 +193,8 @@ def _run_daemon(
         echo("Sending deposits ...")
         sent = dw.send_scenario(world)
         for s in sent:
-            echo(f"  {s.amount_raw / dw.UNIT:>9,.2f} {s.symbol} to {s.account:<6} from {s.label} ({s.tx_hash[:12]}…)")
+            amount = format_units(s.amount_raw, dw.DECIMALS)
+            echo(f"  {amount:>12} {s.symbol} to {s.account:<6} from {s.sender} ({s.label}), tx {s.tx_hash[:12]}…")
         status = _wait_decided(engine, sent, daemon, log, timeout_s)
         echo(f"All deposits decided. Metrics (http://127.0.0.1:{port}/metrics):")
         _show_metrics(port, len(sent), echo)
@@ -182,5 +209,7 @@ def _run_daemon(
             echo(f"warning: the deposit from {s.label} got {verdict}, the demo expected {s.expect}")
     credited = sum(1 for st, _ in status.values() if st == DepositStatus.CREDITED)
     held = sum(1 for st, _ in status.values() if st == DepositStatus.HELD)
-    echo(f"\n{credited} deposit(s) credited, {held} held for review. Try: screener --config {config} holds show H-1")
+    echo(f"\n{credited} deposit(s) credited, {held} held for review. Look at them with the CLI and the demo's config:")
+    for line in cli_hints(config, "holds list", "holds show H-1", "balances"):
+        echo(f"  {line}")
     return DemoReport(decided=status, credited=credited, held=held, workdir=workdir)

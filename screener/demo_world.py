@@ -17,9 +17,11 @@ from sqlalchemy.engine import Engine
 
 from screener.devnet import deploy, mixer
 from screener.devnet.anvil import Anvil
+from screener_base.addresses import evm_display
 
 DEMO_CHAIN = "polygon"
-UNIT = 10**6  # both demo tokens have 6 decimals, like USDT and USDC
+DECIMALS = 6  # both demo tokens have 6 decimals, like USDT and USDC
+UNIT = 10**DECIMALS
 # On the bundled OFAC snapshot (2025-05-30) under the ETH tag: LAZARUS GROUP, program DPRK3.
 OFAC_SENDER = "0x08723392Ed15743cc38513C4925f5e6be5c17243"
 # Customer deposit addresses (ours) and the accounts that own them.
@@ -53,11 +55,12 @@ class Sent:
     amount_raw: int
     tx_hash: str
     expect: str  # CREDIT | HOLD | BLOCK
+    sender: str = ""  # the token transfer's `from` address (EIP-55), once sent
 
 
 def build_world(node: Anvil) -> DemoWorld:
     """Deploy USDT-/USDC-like tokens and a mixer pool; mint tokens to a few clean senders."""
-    tokens = deploy.deploy_stable_tokens(node, decimals=6)
+    tokens = deploy.deploy_stable_tokens(node, decimals=DECIMALS)
     accounts = deploy.accounts(node)
     pool = mixer.deploy_pool(node.rpc, accounts[0])
     world = DemoWorld(node, tokens, pool, accounts[0], accounts[1:4])
@@ -164,7 +167,7 @@ def send_scenario(world: DemoWorld) -> list[Sent]:
     sent = [
         Sent("a clean sender", "alice", "USDT", 1_000 * UNIT, "", "CREDIT"),
         Sent("a clean sender", "bob", "USDC", 250 * UNIT, "", "CREDIT"),
-        Sent("an OFAC-listed sender (LAZARUS GROUP)", "carol", "USDT", 5_000 * UNIT, "", "BLOCK"),
+        Sent("an OFAC-listed sender: LAZARUS GROUP", "carol", "USDT", 5_000 * UNIT, "", "BLOCK"),
         Sent("a mixer-funded sender", "dave", "USDC", 750 * UNIT, "", "HOLD"),
     ]
     out = []
@@ -173,12 +176,12 @@ def send_scenario(world: DemoWorld) -> list[Sent]:
         contract = t.usdt if s.symbol == "USDT" else t.usdc
         to = world.address_of(s.account)
         if s.expect == "BLOCK":
-            tx = send_from_listed(world, contract, OFAC_SENDER, to, s.amount_raw)
+            sender, tx = OFAC_SENDER, send_from_listed(world, contract, OFAC_SENDER, to, s.amount_raw)
         elif s.expect == "HOLD":
-            tx = send_from_listed(world, contract, mixed, to, s.amount_raw)
+            sender, tx = mixed, send_from_listed(world, contract, mixed, to, s.amount_raw)
         else:
             sender = world.senders[i % len(world.senders)]
             tx = deploy.transfer(world.node, contract, sender, to, s.amount_raw).tx_hash
-        out.append(Sent(s.label, s.account, s.symbol, s.amount_raw, tx, s.expect))
+        out.append(Sent(s.label, s.account, s.symbol, s.amount_raw, tx, s.expect, evm_display(sender)))
     world.node.mine(2)
     return out

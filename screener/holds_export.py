@@ -60,15 +60,24 @@ def render(records: list[dict[str, Any]], fmt: str) -> str:
 
 
 def _cell(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"  # as in the JSON export, not Python's True/False
     if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
         return "'" + value
     return "" if value is None else value
 
 
-def table(headers: list[str], rows: list[list[str]], max_width: int = 48) -> str:
-    """A plain aligned table; long cells are cut with an ellipsis (full values are in --json)."""
+def table(headers: list[str], rows: list[list[str]], max_width: int = 48, right: tuple[int, ...] = ()) -> str:
+    """A plain aligned table; long cells are cut with an ellipsis (full values are in --json).
+
+    Columns whose index is in ``right`` are right-aligned (amounts: the decimal points line up).
+    """
     cut = [[c if len(c) <= max_width else c[: max_width - 1] + "…" for c in row] for row in rows]
     widths = [max([len(h)] + [len(r[i]) for r in cut]) for i, h in enumerate(headers)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cut]
-    return "\n".join(lines)
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(
+            c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ).rstrip()
+
+    return "\n".join([line(headers), *(line(r) for r in cut)])

@@ -1,7 +1,7 @@
 """Read side of review: holds with their deposits, one hold's whole story, flags and balances as records.
 
-Records are plain JSON-safe dicts (amounts as exact decimal strings and raw base-unit strings), shared by the
-CLI's tables, --json output and `holds export`.
+Records are plain JSON-safe dicts (amounts as exact decimal strings from `screener.amounts.format_units` and raw
+base-unit strings), shared by the CLI's tables, --json output and `holds export`.
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from screener import audit, ledger
-from screener.ledger_rules import TransferSpec, asset_code
+from screener.amounts import format_units
+from screener.ledger_rules import DEBIT_NORMAL, TransferSpec, asset_code
 from screener.models.deposits import Deposit
 from screener.models.ledger import AuditEvent, Hold, HoldState, LedgerAccount, ReviewFlag
-from screener.review_rules import flag_label, format_units, hold_label, is_overdue
+from screener.review_rules import flag_label, hold_label, is_overdue
 from screener_base.errors import ReviewError
 
 UNRESOLVED = "unresolved"  # open + awaiting_approval: everything still held
@@ -138,22 +139,66 @@ def asset_decimals(session: Session) -> dict[str, int]:
     return {asset_code(symbol, chain): decimals for symbol, chain, decimals in session.exec(stmt)}
 
 
+def _units(value: int, decimals: int | None) -> str:
+    return format_units(value, decimals) if decimals is not None else "?"
+
+
 def account_record(account: LedgerAccount, decimals: int | None) -> dict[str, Any]:
+    """One account's balances: ``posted`` on its normal side, pending debits and credits; raw and in tokens."""
     bal = ledger.balance_of(account)
-
-    def units(value: int) -> str:
-        return format_units(value, decimals) if decimals is not None else "?"
-
     return {
         "account": account.name,
         "asset": account.asset,
         "normal": account.normal,
         "decimals": decimals,
         "posted": str(bal.posted),
-        "posted_units": units(bal.posted),
-        "pending_credits": str(account.credits_pending),
-        "pending_credits_units": units(account.credits_pending),
+        "posted_units": _units(bal.posted, decimals),
         "pending_debits": str(account.debits_pending),
+        "pending_debits_units": _units(account.debits_pending, decimals),
+        "pending_credits": str(account.credits_pending),
+        "pending_credits_units": _units(account.credits_pending, decimals),
         "debits_posted": str(account.debits_posted),
         "credits_posted": str(account.credits_posted),
     }
+
+
+@dataclass
+class AssetTotals:
+    """Per asset: posted on debit-normal vs credit-normal accounts, pending debits vs credits (equal if balanced)."""
+
+    asset: str
+    decimals: int | None
+    posted_debit_normal: int = 0
+    posted_credit_normal: int = 0
+    pending_debits: int = 0
+    pending_credits: int = 0
+
+    @property
+    def balanced(self) -> bool:
+        return (self.posted_debit_normal, self.pending_debits) == (self.posted_credit_normal, self.pending_credits)
+
+    def line(self) -> str:
+        def u(value: int) -> str:
+            return _units(value, self.decimals)
+
+        verdict = "balanced" if self.balanced else "DOES NOT BALANCE (run `screener audit verify`)"
+        return (
+            f"{self.asset}: posted {u(self.posted_debit_normal)} on debit-normal accounts = "
+            f"{u(self.posted_credit_normal)} on credit-normal; pending debits {u(self.pending_debits)} = "
+            f"pending credits {u(self.pending_credits)}; {verdict}"
+        )
+
+
+def asset_totals(accounts: list[LedgerAccount], decimals: dict[str, int]) -> list[AssetTotals]:
+    """Sums per asset in Python ints (never in SQL: SQLite stores amounts as text)."""
+    totals: dict[str, AssetTotals] = {}
+    for account in accounts:
+        t = totals.setdefault(account.asset, AssetTotals(account.asset, decimals.get(account.asset)))
+        posted = ledger.balance_of(account).posted
+        if account.normal == DEBIT_NORMAL:
+            t.posted_debit_normal += posted
+        else:
+            t.posted_credit_normal += posted
+        t.pending_debits += account.debits_pending
+        t.pending_credits += account.credits_pending
+    return [totals[a] for a in sorted(totals)]

@@ -9,6 +9,7 @@ import csv
 import io
 import json
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -108,7 +109,7 @@ def cli(tmp_path: Path, template_db: Path) -> Cli:
 def test_review_workflow_end_to_end(cli: Cli) -> None:
     listed = json.loads(cli.ok("holds", "list", "--json"))
     assert [h["id"] for h in listed] == ["H-1", "H-2", "H-3", "H-4"]
-    assert listed[1]["amount_raw"] == str(10**27) and listed[1]["amount"] == "1000000000"
+    assert listed[1]["amount_raw"] == str(10**27) and listed[1]["amount"] == "1000000000.000000000000000000"
 
     shown = cli.ok("holds", "show", "H-2")
     assert "ofac.sdn" in shown and "Garantex Europe OU" in shown and "hold.opened" in shown
@@ -182,6 +183,87 @@ def test_overdue_filter(cli: Cli) -> None:
     assert [h["id"] for h in json.loads(cli.ok("holds", "list", "--overdue", "--json"))] == ["H-1", "H-2", "H-3", "H-4"]
 
 
+def test_operator_after_the_subcommand(cli: Cli) -> None:
+    # Every acting command takes --operator after the subcommand; it wins over the root's.
+    out = cli.ok("holds", "release", "H-2", "--reason", "delisted", "--operator", "alice", operator="zed")
+    assert "awaits approval" in out
+    refused = cli.run("holds", "approve", "H-2", "--operator", "Alice", operator="bob")
+    assert refused.returncode != 0 and "cannot also approve" in refused.stderr
+    approved = cli.ok("holds", "approve", "H-2", "--operator", "bob", operator=None)
+    assert "approved by bob (requested by alice)" in approved
+    assert "H-1 rejected by carol" in cli.ok(
+        "holds", "reject", "H-1", "--reason", "x", "--to", "return", "--operator", "carol", operator=None
+    )
+    assert "by dave" in cli.ok("holds", "note", "H-3", "asked", "--operator", "dave", operator="zed")
+    assert "F-1 resolved by erin" in cli.ok("flags", "resolve", "F-1", "--reason", "ok", "--operator", "erin")
+    history = json.loads(cli.ok("holds", "show", "H-2", "--json"))["history"]
+    assert [(e["kind"], e["actor"]) for e in history][-3:] == [
+        ("hold.release_requested", "alice"),
+        ("ledger.transfer", "bob"),
+        ("hold.released", "bob"),
+    ]
+    assert json.loads(cli.ok("holds", "show", "H-1", "--json"))["resolved_by"] == "carol"
+
+
+def test_help_shows_the_hold_id_as_required(cli: Cli) -> None:
+    env = {**os.environ, "COLUMNS": "120", "NO_COLOR": "1"}
+    for args in (["holds", "release"], ["holds", "show"], ["flags", "resolve"]):
+        res = subprocess.run([str(SCREENER), *args, "--help"], capture_output=True, text=True, env=env, timeout=60)
+        assert res.returncode == 0, res.stderr
+        usage = next(line for line in res.stdout.splitlines() if "Usage:" in line)
+        name = "flag" if args[0] == "flags" else "hold"
+        assert f"{{{name}}}" in usage and f"[{name}]" not in usage.lower(), usage
+        assert "[required]" in res.stdout
+        assert "--operator" in res.stdout or args[1] == "show"
+
+
+def test_csv_export_writes_booleans_like_json(cli: Cli) -> None:
+    cli.ok("holds", "release", "H-1", "--reason", "fine")
+    rows = list(csv.DictReader(io.StringIO(cli.ok("holds", "export", "--format", "csv"))))
+    exported = json.loads(cli.ok("holds", "export", "--format", "json"))
+    assert [r["overdue"] for r in rows] == ["false", "true", "true", "true"]
+    assert [str(r["overdue"]).lower() for r in exported] == [r["overdue"] for r in rows]
+    assert rows[1]["amount"] == "1000000000.000000000000000000" and rows[1]["amount_raw"] == str(10**27)
+
+
+def _table(text: str) -> dict[tuple[str, str], list[str]]:
+    """(account, asset) -> the row's cells, from the balances table (cells are separated by 2+ spaces)."""
+    rows = [re.split(r"\s{2,}", line.strip()) for line in text.splitlines()[1:] if "  " in line]
+    return {(r[0], r[1]): r[2:] for r in rows if len(r) == 6}
+
+
+def test_balances_show_pending_debits_and_credits_so_each_asset_balances(cli: Cli) -> None:
+    # Open holds: 2.5 + 20000 + 0.000007 USDT on ethereum, 10**9 USDT (18 decimals) on bsc; 9 raw credited.
+    out = cli.ok("balances")
+    header = ["ACCOUNT", "ASSET", "NORMAL", "POSTED", "PENDING DEBITS", "PENDING CREDITS"]
+    assert re.split(r"\s{2,}", out.splitlines()[0].strip()) == header
+    rows = _table(out)
+    assert rows[("custody", "USDT@ethereum")] == ["debit", "0.000009", "20002.500007", "0.000000"]
+    assert rows[("customer:acct-1", "USDT@ethereum")] == ["credit", "0.000009", "0.000000", "20002.500007"]
+    big = "1000000000.000000000000000000"
+    assert rows[("custody", "USDT@bsc")] == ["debit", "0.000000000000000000", big, "0.000000000000000000"]
+    assert rows[("customer:acct-1", "USDT@bsc")] == ["credit", "0.000000000000000000", "0.000000000000000000", big]
+    assert (
+        "USDT@ethereum: posted 0.000009 on debit-normal accounts = 0.000009 on credit-normal; "
+        "pending debits 20002.500007 = pending credits 20002.500007; balanced"
+    ) in out.splitlines()
+    assert f"pending debits {big} = pending credits {big}; balanced" in out
+
+    custody = next(b for b in json.loads(cli.ok("balances", "custody", "--json")) if b["asset"] == "USDT@ethereum")
+    assert (custody["pending_debits"], custody["pending_debits_units"]) == ("20002500007", "20002.500007")
+    assert (custody["pending_credits"], custody["posted"], custody["decimals"]) == ("0", "9", 6)
+    # One account's balances alone need not balance: no per-asset check line then.
+    assert "balanced" not in cli.ok("balances", "custody")
+
+
+def test_holds_list_and_show_use_token_units(cli: Cli) -> None:
+    listed = cli.ok("holds", "list")
+    assert "2.500000" in listed and "20000.000000" in listed and "0.000007" in listed
+    shown = cli.ok("holds", "show", "H-3")
+    assert "20000.000000 USDT on ethereum" in shown and "(raw 20000000000)" in shown
+    assert "custody -> customer:acct-1  20000.000000" in shown
+
+
 # ---------------------------------------------------------------- bad input changes nothing
 
 
@@ -200,11 +282,17 @@ BAD_INPUTS = {
     "unknown-id": (["holds", "show", "H-999"], "hold H-999 does not exist"),
     "unknown-id-release": (["holds", "release", "999", "--reason", "x"], "hold H-999 does not exist"),
     "malformed-id": (["holds", "release", "abc", "--reason", "x"], "hold id 'abc' is not valid"),
-    "missing-id": (["holds", "release", "--reason", "x"], "hold id is missing"),
+    "missing-id": (["holds", "release", "--reason", "x"], "the hold id is required"),
+    "missing-id-lists": (["holds", "approve"], "`screener holds list` shows the ids"),
+    "missing-id-show": (["holds", "show"], "the hold id is required"),
+    "blank-id": (["holds", "note", " ", "hello"], "the hold id is required"),
+    "missing-flag-id": (["flags", "resolve", "--reason", "x"], "`screener flags list` shows the ids"),
     "second-release": (["holds", "release", "H-1", "--reason", "again"], "already released"),
     "release-awaiting": (["holds", "release", "H-2", "--reason", "again"], "already awaits approval"),
     "self-approval": (["holds", "approve", "H-2"], "cannot also approve"),
     "self-approval-case": (["holds", "approve", "H-2", "--operator-case"], "cannot also approve"),
+    # --operator after the subcommand is accepted, and it wins over the root's (bob here).
+    "self-approval-after": (["holds", "approve", "H-2", "--operator", "alice", "--root-bob"], "cannot also approve"),
     "approve-open": (["holds", "approve", "H-3"], "nothing to approve"),
     "approve-released": (["holds", "approve", "H-1"], "already released"),
     "reject-released": (["holds", "reject", "H-1", "--reason", "x", "--to", "return"], "already released"),
@@ -214,7 +302,8 @@ BAD_INPUTS = {
     "empty-reason": (["holds", "release", "H-3", "--reason", "   "], "--reason is missing or empty"),
     "reject-no-reason": (["holds", "reject", "H-3", "--to", "return"], "--reason is missing or empty"),
     "bad-to": (["holds", "reject", "H-3", "--reason", "x", "--to", "elsewhere"], "--to must be blocked or return"),
-    "missing-to": (["holds", "reject", "H-3", "--reason", "x"], "--to must be blocked or return"),
+    "missing-to": (["holds", "reject", "H-3", "--reason", "x"], "--to is required: blocked"),
+    "blank-to": (["holds", "reject", "H-3", "--reason", "x", "--to", " "], "or return (owed back to the sender)"),
     "bad-state": (["holds", "list", "--state", "closed"], "--state must be one of"),
     "bad-format": (["holds", "export", "--format", "xml"], "--format must be csv or json"),
     "empty-note": (["holds", "note", "H-3", ""], "note text is missing or empty"),
@@ -232,6 +321,8 @@ def test_bad_input_is_one_line_and_changes_nothing(bad_cli: Cli, case: str) -> N
     operator = "alice"
     if "--operator-case" in args:
         args, operator = [a for a in args if a != "--operator-case"], " ALICE "
+    if "--root-bob" in args:
+        args, operator = [a for a in args if a != "--root-bob"], "bob"
     before = bad_cli.snapshot()
     res = bad_cli.run(*args, operator=operator)
     assert res.returncode != 0

@@ -6,14 +6,19 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from sqlmodel import select
 
+from screener import demo_world as dw
 from screener.db import make_engine, session_scope
+from screener.demo import _fresh_database, cli_hints
 from screener.models.deposits import Deposit
 
 
 def test_demo_finishes_with_held_and_credited_deposits(tmp_path: Path) -> None:
     workdir = tmp_path / "demo"
+    workdir.mkdir()
+    (workdir / "demo.db").write_text("a previous demo's database")
     proc = subprocess.run(
         [sys.executable, "-m", "screener", "demo", "--workdir", str(workdir)],
         capture_output=True,
@@ -26,6 +31,8 @@ def test_demo_finishes_with_held_and_credited_deposits(tmp_path: Path) -> None:
     out = proc.stdout
     # The relaxed list age is said out loud.
     assert "NOTE: the bundled OFAC snapshot is from 2025" in out and "max_list_age_h" in out
+    db = workdir / "demo.db"
+    assert f"Creating a fresh demo database at {db} (the previous demo's data there is replaced)." in out
     # Holds: the OFAC-listed sender is blocked, the mixer-funded one held; balances show both kinds.
     holds = out.split("$ screener holds list", 1)[1].split("$ screener balances", 1)[0]
     assert "H-1" in holds and "BLOCK" in holds and "LAZARUS GROUP" in holds
@@ -36,11 +43,54 @@ def test_demo_finishes_with_held_and_credited_deposits(tmp_path: Path) -> None:
     assert "warning" not in out
     engine = make_engine(f"sqlite:///{workdir / 'demo.db'}")
     with session_scope(engine) as s:
-        got = sorted((d.account, d.status, d.verdict) for d in s.exec(select(Deposit)))
+        deposits = list(s.exec(select(Deposit)))
+        got = sorted((d.account, d.status, d.verdict) for d in deposits)
+        carol = next(d for d in deposits if d.account == "carol")
     engine.dispose()
+    # The sending line names the sender (EIP-55, what the deposit records as `from`) and the tx separately.
+    assert carol.from_address == dw.OFAC_SENDER.lower()
+    sender = f"from {dw.OFAC_SENDER} (an OFAC-listed sender: LAZARUS GROUP)"
+    line = f"5000.000000 USDT to carol  {sender}, tx {carol.tx_hash[:12]}…"
+    assert line in out
+    assert "1000.000000 USDT to alice" in out and "750.000000 USDC to dave" in out
+    # The closing hint runs the CLI with the demo's config.
+    exe = Path(sys.executable).with_name("screener")
+    assert f"  {exe} --config {workdir / 'demo.toml'} holds list" in out.splitlines()
     assert got == [
         ("alice", "credited", "CREDIT"),
         ("bob", "credited", "CREDIT"),
         ("carol", "held", "BLOCK"),
         ("dave", "held", "HOLD"),
     ]
+
+
+def test_fresh_database_says_whether_a_previous_demo_is_replaced(tmp_path: Path) -> None:
+    said: list[str] = []
+    url = _fresh_database(tmp_path / "w", said.append)
+    assert said == [f"Creating a fresh demo database at {tmp_path / 'w' / 'demo.db'}."]
+    assert url == f"sqlite:///{(tmp_path / 'w' / 'demo.db').resolve()}"
+    (tmp_path / "w" / "demo.db").write_text("old")
+    (tmp_path / "w" / "demo.db-wal").write_text("old")
+    said.clear()
+    _fresh_database(tmp_path / "w", said.append)
+    assert said == [
+        f"Creating a fresh demo database at {tmp_path / 'w' / 'demo.db'} (the previous demo's data there is replaced)."
+    ]
+    assert not (tmp_path / "w" / "demo.db").exists() and not (tmp_path / "w" / "demo.db-wal").exists()
+
+
+def test_cli_hints_name_the_venv_screener_and_the_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    exe = Path(sys.executable).with_name("screener")
+    root = exe.parent.parent.parent  # <root>/.venv/bin/screener
+    monkeypatch.chdir(root)
+    shown = exe.relative_to(root)
+    hints = cli_hints(Path("var/demo/demo.toml"), "holds list", "holds show H-1")
+    assert hints[:2] == [
+        f"{shown} --config var/demo/demo.toml holds list",
+        f"{shown} --config var/demo/demo.toml holds show H-1",
+    ]
+    if exe.with_name("activate").exists():
+        assert hints[2] == (
+            f"(or run `source {shown.with_name('activate')}` once, then "
+            "`screener --config var/demo/demo.toml holds list`)"
+        )

@@ -46,9 +46,9 @@ class CliState:
                 check_schema(self._engine)
         return self._engine
 
-    def operator_id(self) -> str:
-        """--operator, else SCREENER_OPERATOR, else the OS user; recorded on every action."""
-        for candidate in (self.operator, os.environ.get("SCREENER_OPERATOR")):
+    def operator_id(self, command_operator: str | None = None) -> str:
+        """The command's --operator, else the root's, else SCREENER_OPERATOR, else the OS user (recorded)."""
+        for candidate in (command_operator, self.operator, os.environ.get("SCREENER_OPERATOR")):
             if candidate and candidate.strip():
                 return candidate.strip()
         try:

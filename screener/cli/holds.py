@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import typer
+from typer.core import TyperCommand
 
 from screener.cli.common import echo_json, handle_errors, quiet_broken_pipe, state
 from screener_base.errors import ReviewError
@@ -23,13 +24,40 @@ holds_app = typer.Typer(help="Deposits on hold: list, inspect, release, approve,
 flags_app = typer.Typer(help="Review flags on deposits already credited.")
 
 ID_HELP = "hold id as shown by `holds list`, e.g. H-42 or 42"
+OPERATOR_HELP = "who is acting; wins over `screener --operator` (default: $SCREENER_OPERATOR, else the OS user)"
+# Required id arguments: what is missing, an example, and the command that lists the ids.
+_ID_ARGS = {"hold": ("hold id", "H-42", "screener holds list"), "flag": ("flag id", "F-7", "screener flags list")}
+
+
+def _id_required(name: str, command: str | None = None) -> ReviewError:
+    what, example, lister = _ID_ARGS[name]
+    usage = f"`{command} {example}`" if command else example
+    return ReviewError(f"the {what} is required", f"give it, e.g. {usage}; `{lister}` shows the ids")
+
+
+class IdCommand(TyperCommand):
+    """A command whose id argument is required (and --help says so); leaving it out is one `error:` line."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except typer.BadParameter as exc:  # click's MissingParameter
+            name = exc.param.name if exc.param is not None else None
+            if name not in _ID_ARGS:
+                raise
+            typer.echo(f"error: {_id_required(name, ctx.command_path)}", err=True)
+            raise typer.Exit(ReviewError.exit_code) from None
+
+
+def _operator_option() -> Any:
+    return typer.Option(None, "--operator", help=OPERATOR_HELP)
 
 
 def _hold_id(text: str | None) -> int:
     from screener.review_rules import parse_hold_id
 
     if not (text or "").strip():
-        raise ReviewError("hold id is missing", "pass it, e.g. `screener holds show H-42`")
+        raise _id_required("hold")
     return parse_hold_id(text or "")
 
 
@@ -84,13 +112,13 @@ def list_cmd(
             ]
             for r in records
         ]
-        typer.echo(table(headers, rows))
+        typer.echo(table(headers, rows, right=(3,)))
 
 
-@holds_app.command("show")
+@holds_app.command("show", cls=IdCommand)
 @handle_errors
 def show_cmd(
-    hold: str | None = typer.Argument(None, help=ID_HELP),
+    hold: str = typer.Argument(..., help=ID_HELP, show_default=False),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
     """One hold: the deposit, why it is held (findings), its ledger entries and its history."""
@@ -142,18 +170,19 @@ def _render_detail(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-@holds_app.command("release")
+@holds_app.command("release", cls=IdCommand)
 @handle_errors
 def release_cmd(
-    hold: str | None = typer.Argument(None, help=ID_HELP),
+    hold: str = typer.Argument(..., help=ID_HELP, show_default=False),
     reason: str | None = typer.Option(None, "--reason", help="why it may be credited (kept in the audit trail)"),
+    operator: str | None = _operator_option(),
 ) -> None:
     """Release a hold. BLOCK verdicts and large amounts then wait for `holds approve` by another operator."""
     from screener import review
     from screener.review_rules import hold_label, require_text
 
     hold_id, why = _hold_id(hold), require_text(reason, "--reason")
-    operator = state().operator_id()
+    operator = state().operator_id(operator)
     with _session() as s:
         h = review.release_hold(s, hold_id, why, operator, state().settings, _now())
         label, new_state = hold_label(h.id), h.state
@@ -163,54 +192,64 @@ def release_cmd(
         typer.echo(f"{label} awaits approval: another operator must run `screener holds approve {label}`")
 
 
-@holds_app.command("approve")
+@holds_app.command("approve", cls=IdCommand)
 @handle_errors
 def approve_cmd(
-    hold: str | None = typer.Argument(None, help=ID_HELP),
+    hold: str = typer.Argument(..., help=ID_HELP, show_default=False),
     reason: str | None = typer.Option(None, "--reason", help="optional note from the approver"),
+    operator: str | None = _operator_option(),
 ) -> None:
     """Approve a release requested by a different operator (four-eyes); the deposit is credited."""
     from screener import review
     from screener.review_rules import hold_label
 
-    hold_id, operator = _hold_id(hold), state().operator_id()
+    hold_id, operator = _hold_id(hold), state().operator_id(operator)
     with _session() as s:
         h = review.approve_hold(s, hold_id, operator, _now(), reason)
         label, requester = hold_label(h.id), h.release_requested_by
     typer.echo(f"{label} approved by {operator} (requested by {requester}); the deposit is credited")
 
 
-@holds_app.command("reject")
+@holds_app.command("reject", cls=IdCommand)
 @handle_errors
 def reject_cmd(
-    hold: str | None = typer.Argument(None, help=ID_HELP),
+    hold: str = typer.Argument(..., help=ID_HELP, show_default=False),
     reason: str | None = typer.Option(None, "--reason", help="why (kept in the audit trail)"),
-    to: str | None = typer.Option(None, "--to", help="blocked (sanctions: blocked property) or return (to sender)"),
+    to: str | None = typer.Option(
+        None, "--to", help="required: blocked (sanctions: blocked property) or return (to sender)"
+    ),
+    operator: str | None = _operator_option(),
 ) -> None:
     """Reject a hold: the pending credit is voided and the funds move to `blocked` or `return_payable`."""
     from screener import review
     from screener.review_rules import hold_label, reject_target, require_text
 
-    hold_id, why, target = _hold_id(hold), require_text(reason, "--reason"), reject_target(to)
-    operator = state().operator_id()
+    hold_id, why = _hold_id(hold), require_text(reason, "--reason")
+    if not (to or "").strip():
+        raise ReviewError(
+            "--to is required: blocked (sanctioned property, kept and reported) or return (owed back to the sender)",
+            "pass --to blocked or --to return",
+        )
+    target, operator = reject_target(to), state().operator_id(operator)
     with _session() as s:
         h = review.reject_hold(s, hold_id, why, target, operator, _now())
         label = hold_label(h.id)
     typer.echo(f"{label} rejected by {operator}; funds moved to {target}")
 
 
-@holds_app.command("note")
+@holds_app.command("note", cls=IdCommand)
 @handle_errors
 def note_cmd(
-    hold: str | None = typer.Argument(None, help=ID_HELP),
+    hold: str = typer.Argument(..., help=ID_HELP, show_default=False),
     text: str | None = typer.Argument(None, help="the note (quote it)"),
+    operator: str | None = _operator_option(),
 ) -> None:
     """Add a note to a hold's history (any state)."""
     from screener import review
     from screener.review_rules import hold_label, require_text
 
     hold_id, note = _hold_id(hold), require_text(text, "note text")
-    operator = state().operator_id()
+    operator = state().operator_id(operator)
     with _session() as s:
         event = review.note_hold(s, hold_id, note, operator, _now())
         seq = event.seq
@@ -271,19 +310,21 @@ def flags_list_cmd(
             typer.echo(table(headers, rows))
 
 
-@flags_app.command("resolve")
+@flags_app.command("resolve", cls=IdCommand)
 @handle_errors
 def flags_resolve_cmd(
-    flag: str | None = typer.Argument(None, help="flag id as shown by `flags list`, e.g. F-7 or 7"),
+    flag: str = typer.Argument(..., help="flag id as shown by `flags list`, e.g. F-7 or 7", show_default=False),
     reason: str | None = typer.Option(None, "--reason", help="what was done (kept in the audit trail)"),
+    operator: str | None = _operator_option(),
 ) -> None:
     """Resolve a review flag with a reason."""
     from screener.review import resolve_flag
     from screener.review_rules import flag_label, parse_flag_id, require_text
 
     if not (flag or "").strip():
-        raise ReviewError("flag id is missing", "pass it, e.g. `screener flags resolve F-7 --reason ...`")
-    flag_id, why, operator = parse_flag_id(flag or ""), require_text(reason, "--reason"), state().operator_id()
+        raise _id_required("flag")
+    flag_id, why = parse_flag_id(flag or ""), require_text(reason, "--reason")
+    operator = state().operator_id(operator)
     with _session() as s:
         resolve_flag(s, flag_id, why, operator, _now())
     typer.echo(f"{flag_label(flag_id)} resolved by {operator}")
@@ -294,15 +335,19 @@ def balances_cmd(
     account: str | None = typer.Argument(None, help="account name (custody, blocked, return_payable, customer:X or X)"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
-    """Ledger balances per account and asset (posted and pending), in tokens and raw base units."""
+    """Ledger balances per account and asset: posted (on the account's normal side), pending debits and credits.
+
+    Without an account, one line per asset checks that it balances. Raw base units are in --json.
+    """
     from screener import ledger
     from screener.holds_export import table
-    from screener.review_queries import account_record, asset_decimals
+    from screener.review_queries import account_record, asset_decimals, asset_totals
 
     with _session() as s:
         accounts = ledger.list_accounts(s, account.strip() if account else None)
         decimals = asset_decimals(s)
         records = [account_record(a, decimals.get(a.asset)) for a in accounts]
+        totals = [] if account else asset_totals(accounts, decimals)
     if account and not records:
         raise ReviewError(f"no ledger account named {account!r}", "run `screener balances` to see every account")
     with quiet_broken_pipe():
@@ -311,15 +356,12 @@ def balances_cmd(
         elif not records:
             typer.echo("the ledger is empty")
         else:
-            headers = ["ACCOUNT", "ASSET", "NORMAL", "POSTED", "PENDING IN", "POSTED RAW", "PENDING IN RAW"]
-            rows = [
-                [
-                    *(r["account"], r["asset"], r["normal"], r["posted_units"], r["pending_credits_units"]),
-                    *(r["posted"], r["pending_credits"]),
-                ]
-                for r in records
-            ]
-            typer.echo(table(headers, rows, max_width=80))
+            headers = ["ACCOUNT", "ASSET", "NORMAL", "POSTED", "PENDING DEBITS", "PENDING CREDITS"]
+            keys = ("account", "asset", "normal", "posted_units", "pending_debits_units", "pending_credits_units")
+            rows = [[str(r[k]) for k in keys] for r in records]
+            typer.echo(table(headers, rows, max_width=80, right=(3, 4, 5)))
+            for t in totals:
+                typer.echo(t.line())
 
 
 def register(app: typer.Typer) -> None:

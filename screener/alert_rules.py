@@ -15,11 +15,12 @@ from sqlmodel import Session, col, select
 
 from screener import lists_store, review
 from screener.alerts import OUTBOX, AlertKind, enqueue
+from screener.amounts import format_units
 from screener.models.daemon import ChainStatus
 from screener.models.deposits import Deposit
 from screener.models.ledger import FlagState, Hold, HoldState, ReviewFlag
 from screener.models.lists import ListRefresh, RefreshStatus
-from screener.review_rules import flag_label, format_units, hold_label
+from screener.review_rules import flag_label, hold_label
 from screener.settings import Settings
 from screener_base.clock import ensure_utc
 from screener_base.redact import redact_text

@@ -165,12 +165,3 @@ def merge_findings(old: list[dict[str, object]], new: list[dict[str, object]]) -
         if item not in merged:
             merged.append(item)
     return merged
-
-
-def format_units(amount_raw: int, decimals: int) -> str:
-    """Exact decimal text of a base-unit amount (no floats): 1500000, 6 -> "1.5"."""
-    sign = "-" if amount_raw < 0 else ""
-    whole, frac = divmod(abs(amount_raw), 10**decimals) if decimals > 0 else (abs(amount_raw), 0)
-    if decimals <= 0 or frac == 0:
-        return f"{sign}{whole}"
-    return f"{sign}{whole}.{str(frac).rjust(decimals, '0').rstrip('0')}"

@@ -46,7 +46,7 @@ def test_hold_opened_and_overdue_alert_once(engine: Engine) -> None:
         hold = s.get(Hold, 1)
         assert hold is not None and hold.sla_breached_at is not None
         text = s.execute(sa.select(AlertOutbox.text).where(AlertOutbox.id == 1)).scalar_one()  # type: ignore[arg-type]
-    assert "H-1 opened (BLOCK): 1 USDT on ethereum" in text and "Garantex" in text
+    assert "H-1 opened (BLOCK): 1.000000 USDT on ethereum" in text and "Garantex" in text
 
 
 def test_review_flag_alerts_once(engine: Engine) -> None:

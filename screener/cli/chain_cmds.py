@@ -20,11 +20,14 @@ def backfill_cmd(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from screener.decisions import make_decider
+    from screener.index_sources import runtime_lookup
     from screener.pipeline import backfill, build_chain_runtime
 
     settings = state().settings
     engine = state().engine()
     runtime = build_chain_runtime(settings, chain)
+    # The same lookups the daemon gives its decider, so index gaps are caught up instead of held wholesale.
+    decide = make_decider(settings, runtime_lookup(settings, {chain: runtime}))
     columns = (
         TextColumn(f"{chain} blocks"),
         BarColumn(),
@@ -38,7 +41,7 @@ def backfill_cmd(
             def progress(done: int, total: int) -> None:
                 bar.update(task, completed=done, total=total)
 
-            result = backfill(engine, runtime, from_block, to_block, decide=make_decider(settings), progress=progress)
+            result = backfill(engine, runtime, from_block, to_block, decide=decide, progress=progress)
     finally:
         runtime.close()
     summary = {

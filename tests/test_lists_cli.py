@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from datetime import date
@@ -95,17 +96,51 @@ def test_status_diff_check(cli, shared_data: Path, tmp_path: Path) -> None:  # t
 
     mixed = "0x" + "983a81ca6FB1e441266D2FbcB7D8E530AC2E05A2".swapcase()  # listed under ETH, USDC and USDT
     found = cli("lists", "check", mixed)
-    assert found.returncode == 0 and found.stdout.startswith(f"MATCH: {mixed} (evm)")
+    assert found.returncode == 1 and found.stdout.startswith(f"MATCH: {mixed} (evm)")  # exit 1: listed
     assert "USDT  0x983a81ca6FB1e441266D2FbcB7D8E530AC2E05A2" in found.stdout
     on_polygon = cli("lists", "check", mixed.lower(), "--chain", "polygon", "--json")
+    assert on_polygon.returncode == 1 and json.loads(on_polygon.stdout)["listed"] is True
     assert [m["tag"] for m in json.loads(on_polygon.stdout)["matches"]] == ["ETH", "USDC", "USDT"]
 
     tron = next(a for t, a in load_per_asset_lists(shared_data / "ofac" / "2025-03-22") if t == "TRX")
     on_tron = cli("lists", "check", tron, "--chain", "tron")
-    assert on_tron.returncode == 0 and "MATCH" in on_tron.stdout and "TRX" in on_tron.stdout
+    assert on_tron.returncode == 1 and "MATCH" in on_tron.stdout and "TRX" in on_tron.stdout
     wrong_family = cli("lists", "check", tron, "--chain", "ethereum")
     assert wrong_family.returncode == 2 and "not an EVM address" in _one_line(wrong_family.stderr)
 
     delisted = "0x8589427373D6D84E98730D7795D8f6f8731FDA16"  # Tornado Cash, removed 2025-03-21
     gone = cli("lists", "check", delisted)
-    assert gone.returncode == 0 and gone.stdout.startswith("no match:")
+    assert gone.returncode == 0 and gone.stdout.startswith("no match:")  # exit 0: not listed
+    gone_json = cli("lists", "check", delisted, "--json")
+    assert gone_json.returncode == 0 and json.loads(gone_json.stdout)["listed"] is False
+
+
+def test_check_and_diff_refuse_bad_input_in_one_line_and_change_nothing(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    evm = "0x983a81ca6FB1e441266D2FbcB7D8E530AC2E05A2"
+    cases = [
+        (("lists", "check", "notanaddress"), "not an address of any known format"),
+        (("lists", "check", "0x1234"), "not an EVM address"),
+        (("lists", "check", "TQtTBBMiv22XKo9aCygNim3h2yVJTkRXD8"), "checksum"),  # a Tron address with a typo
+        (("lists", "check", evm, "--chain", "foo"), "unknown chain 'foo'"),
+        (("lists", "check", "notanaddress", "--chain", "tron"), "not a hex Tron address"),
+        (("lists", "check", "TQtTBBMiv23XKo9aCygNim3h2yVJTkRXD8", "--chain", "bsc"), "not an EVM address"),
+        (("lists", "diff", "x"), "list version 'x' is not a version id"),
+        (("lists", "diff", "1", "1.5"), "list version '1.5' is not a version id"),
+    ]
+    for args, needle in cases:
+        res = cli(*args)
+        assert res.returncode == 2 and res.stdout == "", (args, res)
+        assert needle in _one_line(res.stderr) and _one_line(res.stderr).startswith("error: "), (args, res.stderr)
+    # None of them touched the database: the bundled list is imported by the first good read only.
+    with sqlite3.connect(tmp_path / "cli.db") as db:
+        assert db.execute("SELECT count(*) FROM list_versions").fetchone() == (0,)
+
+
+def test_check_on_tron_takes_the_hex_form_as_addresses_add_does(cli) -> None:  # type: ignore[no-untyped-def]
+    # A 0x + 40 hex address on a Tron chain is Tron's hex form (as `addresses add tron 0x...` accepts it):
+    # it is looked up as the T-address it encodes, which the output names.
+    res = cli("lists", "check", "0x" + "a3" * 20, "--chain", "tron")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("no match: 0x" + "a3" * 20 + " (tron, TQtTBBMiv23XKo9aCygNim3h2yVJTkRXD8)")
+    help_text = cli("lists", "check", "--help").stdout
+    assert "0 = not listed, 1 = listed" in help_text and "2 = bad" in help_text

@@ -6,6 +6,7 @@ fresh install can check addresses offline. Heavy imports stay inside the command
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,7 @@ from screener.cli.common import echo_json, handle_errors, state
 if TYPE_CHECKING:
     from sanctions_lists.entries import Entry
     from screener.models.lists import ListVersion
+    from screener_base.addresses import Family
 
 lists_app = typer.Typer(help="Sanctions list versions: refresh, status, diff, check.", no_args_is_help=True)
 
@@ -116,11 +118,28 @@ def status_cmd(as_json: bool = typer.Option(False, "--json", help="print JSON"))
         raise typer.Exit(1)
 
 
+def _version_id(text: str | None) -> int | None:
+    """A list version id from the command line; ListError (one line, exit 2) unless a positive integer."""
+    from screener_base.errors import ListError
+
+    if text is None:
+        return None
+    value = text.strip()
+    if not value.isdigit() or int(value) < 1:
+        raise ListError(
+            f"list version {text!r} is not a version id (a positive whole number)",
+            "see `screener lists status` for the active and previous ids, e.g. `screener lists diff 2 3`",
+        )
+    return int(value)
+
+
 @lists_app.command("diff")
 @handle_errors
 def diff_cmd(
-    v1: int | None = typer.Argument(None, help="older version id (default: the one before the active)"),
-    v2: int | None = typer.Argument(None, help="newer version id (default: the active one)"),
+    older: str | None = typer.Argument(
+        None, metavar="V1", help="older version id (default: the one before the active)"
+    ),
+    newer: str | None = typer.Argument(None, metavar="V2", help="newer version id (default: the active one)"),
 ) -> None:
     """Entries added (+) and removed (-) between two versions."""
     from screener import lists_store
@@ -128,6 +147,7 @@ def diff_cmd(
     from screener_base.clock import utc_now
     from screener_base.errors import ListError
 
+    v1, v2 = _version_id(older), _version_id(newer)
     with session_scope(state().engine()) as session:
         if v1 is None or v2 is None:
             if v1 is not None:
@@ -146,42 +166,95 @@ def diff_cmd(
     typer.echo(f"version {v1} -> {v2}: {change.summary()}")
 
 
-@lists_app.command("check")
+# Addresses of coins without a codec here (Monero, Zcash, XRP, ...) as OFAC lists them: long and alphanumeric.
+_OTHER_ADDRESS = re.compile(r"[A-Za-z0-9]{25,128}")
+EXIT_LISTED = 1
+
+
+def _lookup_target(address: str, chain: str | None) -> tuple[Family, str]:
+    """(family, canonical form) to look ``address`` up under; AddressError/ConfigError (exit 2) if it is none."""
+    from screener.chain_runtime import spec_from_settings
+    from screener_base.addresses import Family, canonical, evm_canonical, infer_family, tron_to_hex20
+    from screener_base.errors import AddressError
+
+    text = address.strip()
+    if chain is not None:
+        family = spec_from_settings(state().settings, chain).family  # ConfigError for an unknown chain
+        try:
+            return family, canonical(family, text)
+        except AddressError as exc:
+            raise AddressError(f"{exc.cause} (chain {chain} is {family.value})", exc.remedy) from None
+    family = infer_family(text)
+    if family is Family.OTHER:
+        if text[:2].lower() == "0x":
+            evm_canonical(text)  # says why it is not an EVM address
+        if text.startswith("T") and len(text) == 34:
+            tron_to_hex20(text)  # says why it is not a Tron address (e.g. a checksum typo)
+        if not _OTHER_ADDRESS.fullmatch(text):
+            raise AddressError(
+                f"{address!r} is not an address of any known format",
+                "give an EVM (0x + 40 hex), Tron (T...), Bitcoin-like or other coin address, or pass --chain",
+            )
+    return family, canonical(family, text)
+
+
+_CHECK_HELP = (
+    "Every entry of the active version listing ADDRESS, with entity and programs.\n\n"
+    "Exit status: 0 = not listed, 1 = listed (the matches are printed), 2 = bad input (not a valid address, "
+    "an unknown chain, or an address of another family than the chain's)."
+)
+
+
+@lists_app.command("check", help=_CHECK_HELP)
 @handle_errors
 def check_cmd(
     address: str = typer.Argument(..., help="address to look up (any case)"),
-    chain: str | None = typer.Option(None, "--chain", help="chain name: tron means Tron, any other EVM"),
+    chain: str | None = typer.Option(
+        None, "--chain", help="a configured or registry chain; checks ADDRESS in its family (Tron: T... or 41/0x hex)"
+    ),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
-    """Every entry of the active version listing ADDRESS, with entity and programs."""
+    """Look ADDRESS up in the active list version; exit 0 not listed, 1 listed, 2 bad input (see _CHECK_HELP)."""
     from screener import lists_store
     from screener.db import session_scope
-    from screener_base.addresses import Family, infer_family
     from screener_base.clock import utc_now
 
-    family = infer_family(address) if chain is None else (Family.TRON if chain.lower() == "tron" else Family.EVM)
+    family, canon = _lookup_target(address, chain)
     now = utc_now()
     with session_scope(state().engine()) as session:
         version = lists_store.ensure_active(session, now)
-        matches = lists_store.load_snapshot(session, version).match(family, address)
+        matches = lists_store.load_snapshot(session, version).match(family, canon)
         stale = lists_store.is_stale(version, state().settings, now)
     if as_json:
         echo_json(
             {
                 "address": address,
+                "canonical": canon,
                 "family": family.value,
+                "listed": bool(matches),
                 "version_id": version.id,
                 "stale": stale,
                 "matches": [m.to_json() for m in matches],
             }
         )
-        return
+    else:
+        _print_check(address.strip(), canon, family, version.id, matches, stale)
+    if matches:
+        raise typer.Exit(EXIT_LISTED)
+
+
+def _print_check(
+    address: str, canon: str, family: Family, version_id: int | None, matches: list[Entry], stale: bool
+) -> None:
+    from screener_base.addresses import Family
+
     if stale:
-        typer.echo(f"warning: list version {version.id} is stale; run `screener lists refresh`", err=True)
+        typer.echo(f"warning: list version {version_id} is stale; run `screener lists refresh`", err=True)
+    shown = f"{address} ({family.value}{', ' + canon if family is Family.TRON and canon != address else ''})"
     if not matches:
-        typer.echo(f"no match: {address} ({family.value}) is not listed in list version {version.id}")
+        typer.echo(f"no match: {shown} is not listed in list version {version_id}")
         return
-    typer.echo(f"MATCH: {address} ({family.value}) is listed in list version {version.id}:")
+    typer.echo(f"MATCH: {shown} is listed in list version {version_id}:")
     for entry in matches:
         profile = f" profile {entry.profile_id}" if entry.profile_id else ""
         typer.echo(_entry_line("  ", entry) + profile)

@@ -1,5 +1,7 @@
 """Our deposit addresses per chain: validated and canonicalised per chain family, one account each.
 
+Registration is strict (a mixed-case EVM address must match its EIP-55 checksum); removal is audited.
+
 Services take a Session and never commit. CSV imports are all-or-nothing: every row is checked first and
 any bad row means nothing is imported (the report names each bad row and why).
 """
@@ -8,17 +10,20 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from eth_utils import to_checksum_address
 from sqlmodel import Session, col, select
 
 from chains.codec import to_hex20
+from screener import audit
 from screener.models.chain import DepositAddress
-from screener_base.addresses import Family, canonical, display
+from screener_base.addresses import Family, canonical, display, infer_family
 from screener_base.clock import ensure_utc
 from screener_base.errors import AddressError, ScreenerError
 
@@ -27,6 +32,7 @@ MAX_IMPORT_ROWS = 1_000_000
 _ZERO_HEX20 = "0x" + "0" * 40
 
 FamilyOf = Callable[[str], Family]  # chain name -> family; raises ScreenerError for an unknown chain
+log = logging.getLogger(__name__)
 
 
 class AddressImportError(ScreenerError):
@@ -51,12 +57,31 @@ def validate(family_of: FamilyOf, chain: str, address: str, account: str) -> Add
     """One (chain, address, account) checked and canonicalised; AddressError/ConfigError say why not."""
     family = family_of(chain)
     canon = canonical(family, address)
+    if family is Family.EVM:
+        require_eip55(address.strip())
     if to_hex20(family, canon) == _ZERO_HEX20:
         raise AddressError(f"{address!r} is the zero address", "give a real deposit address")
     account = account.strip()
     if not account or len(account) > MAX_ACCOUNT_CHARS or not account.isprintable():
         raise AddressError(f"account {account!r} is not valid", f"use 1-{MAX_ACCOUNT_CHARS} printable characters")
     return AddressRow(chain=chain, address=canon, account=account)
+
+
+def require_eip55(address: str) -> None:
+    """A mixed-case EVM address must carry a correct EIP-55 checksum; one case only (no checksum) passes.
+
+    Only for registering our own deposit addresses: a wrong checksum there most likely means a mistyped
+    character, and deposits to the typo would be credited to nobody. The OFAC parser keeps any case.
+    """
+    body = address[2:]
+    if body in (body.lower(), body.upper()):
+        return
+    if to_checksum_address(address) != address:
+        raise AddressError(
+            f"{address!r} has a wrong EIP-55 checksum (its mix of upper and lower case does not match), "
+            "so it is likely a typo",
+            "copy the address again from its source; give it in one case only if you have checked every character",
+        )
 
 
 def _existing(session: Session, chain: str, address: str) -> DepositAddress | None:
@@ -73,12 +98,47 @@ def add_address(session: Session, family_of: FamilyOf, chain: str, address: str,
         if found.account != row.account:
             raise AddressError(
                 f"{display(family_of(chain), row.address)} on {chain} already belongs to account {found.account!r}",
-                "an address has exactly one owner; remove or correct the other registration first",
+                "an address has exactly one owner; if that registration is wrong, run "
+                f"`screener addresses remove {chain} {display(family_of(chain), row.address)}` first",
             )
         return False
     session.add(DepositAddress(chain=row.chain, address=row.address, account=row.account, created_at=ensure_utc(now)))
     session.flush()
     return True
+
+
+def _removal_family(session: Session, family_of: FamilyOf, chain: str, address: str) -> Family:
+    """The chain's family; for a chain no longer configured, the address's own (its rows can still go)."""
+    try:
+        return family_of(chain)
+    except ScreenerError:
+        has_rows = session.exec(select(DepositAddress.id).where(DepositAddress.chain == chain).limit(1)).first()
+        if has_rows is None:
+            raise
+        return infer_family(address.strip())
+
+
+def remove_address(
+    session: Session, family_of: FamilyOf, chain: str, address: str, operator: str, now: datetime
+) -> AddressRow:
+    """Unregister one address (AddressError if it is not registered); audited with who and when.
+
+    Deposits already recorded to it stay as they are; later transfers to it are no longer watched.
+    """
+    family = _removal_family(session, family_of, chain, address)
+    canon = canonical(family, address)
+    audit.lock_head(session)  # first lock (lock order); a concurrent removal of the same row waits here
+    found = _existing(session, chain, canon)
+    if found is None:
+        raise AddressError(
+            f"{display(family, canon)} is not registered on {chain}", f"see `screener addresses list --chain {chain}`"
+        )
+    payload = {"chain": chain, "address": canon, "account": found.account, "registered_at": found.created_at}
+    audit.append(session, "deposit_address.removed", f"deposit_address:{chain}:{canon}", payload, operator, now)
+    session.delete(found)
+    session.flush()
+    log.info("deposit address %s on %s (account %s) removed by %s", canon, chain, found.account, operator)
+    return AddressRow(chain=chain, address=canon, account=found.account)
 
 
 def _parse_rows(family_of: FamilyOf, text: str, report: ImportReport) -> list[tuple[int, AddressRow]]:

@@ -12,10 +12,23 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import Engine
+from sqlmodel import select
 
+from sanctions_lists.entries import make_entry
+from screener.audit import verify_chain
 from screener.chain_runtime import spec_from_settings
 from screener.db import session_scope
-from screener.deposit_addresses import AddressImportError, add_address, import_csv, list_addresses, watch_map
+from screener.deposit_addresses import (
+    AddressImportError,
+    add_address,
+    import_csv,
+    list_addresses,
+    remove_address,
+    validate,
+    watch_map,
+)
+from screener.models.deposits import Deposit
+from screener.models.ledger import AuditEvent
 from screener.settings import Settings
 from screener_base.addresses import Family, hex_to_tron, tron_to_hex20
 from screener_base.clock import utc_now
@@ -23,6 +36,7 @@ from screener_base.errors import AddressError, ConfigError
 
 SCREENER = Path(sys.executable).with_name("screener")
 EVM = "0x52908400098527886E0F7030069857D2E4169EE7"  # EIP-55 test vector
+EVM_BAD_CASE = EVM[:-2] + "e7"  # one letter's case changed: the checksum no longer matches
 TRON = "TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t"
 TRON_HEX41 = "41" + tron_to_hex20(TRON)[2:]
 SETTINGS = Settings()
@@ -60,6 +74,8 @@ def test_add_canonicalises_per_family(engine: Engine) -> None:
         ("ethereum", "0x" + "00" * 20, "a", AddressError, "zero address"),
         ("tron", TRON[:-1] + ("u" if TRON[-1] != "u" else "v"), "a", AddressError, "checksum"),
         ("tron", EVM + "00", "a", AddressError, "not a hex Tron address"),
+        ("ethereum", EVM_BAD_CASE, "a", AddressError, "wrong EIP-55 checksum.*likely a typo"),
+        ("bsc", " " + EVM_BAD_CASE, "a", AddressError, "wrong EIP-55 checksum"),
         ("ethereum", EVM, "  ", AddressError, "account"),
         ("solana", EVM, "a", ConfigError, "unknown chain"),
     ],
@@ -93,13 +109,15 @@ def test_csv_import_is_all_or_nothing(engine: Engine) -> None:
             f"base,{'0x' + 'cd' * 20},acct-6",
             f"base,{'0x' + 'CD' * 20},acct-7",  # line 7: same address as line 6, other account
             "mars,0x" + "ef" * 20 + ",acct-8",  # line 8
+            f"polygon,{EVM_BAD_CASE},acct-1",  # line 9: wrong checksum
         ]
     )
     with pytest.raises(AddressImportError) as info, session_scope(engine) as s:
         import_csv(s, family_of, bad, utc_now())
     message = str(info.value)
-    for line in (3, 4, 5, 7, 8):
+    for line in (3, 4, 5, 7, 8, 9):
         assert f"line {line}:" in message
+    assert "line 9: '0x52908400098527886E0F7030069857D2E4169Ee7' has a wrong EIP-55 checksum" in message
     assert "line 2:" not in message and "line 6:" not in message and "nothing imported" in message
     assert _rows(engine) == [("ethereum", EVM.lower(), "acct-1")]
     good = f"polygon,{'0x' + 'ab' * 20},acct-3\ntron,{TRON},acct-5\nethereum,{EVM},acct-1\n\n"
@@ -107,6 +125,46 @@ def test_csv_import_is_all_or_nothing(engine: Engine) -> None:
         report = import_csv(s, family_of, good, utc_now())
     assert (report.added, report.already_present) == (2, 1)
     assert len(_rows(engine)) == 3
+
+
+def test_checksum_strictness_is_for_registration_only() -> None:
+    # OFAC publishes addresses in whatever case; the shared codec and the list parser keep accepting them.
+    entry = make_entry(EVM_BAD_CASE, "ETH")
+    assert (entry.family, entry.canonical) == ("evm", EVM.lower())
+    for one_case in (EVM.lower(), "0x" + EVM[2:].upper()):  # no checksum to check: accepted
+        assert validate(family_of, "ethereum", one_case, "acct").address == EVM.lower()
+
+
+def test_remove_unregisters_audits_and_keeps_recorded_deposits(engine: Engine) -> None:
+    from tests.support.ledger_model import make_deposit
+
+    now = utc_now()
+    with session_scope(engine) as s:
+        add_address(s, family_of, "ethereum", EVM, "acct-wrong", now)
+        add_address(s, family_of, "ethereum", "0x" + "ab" * 20, "acct-2", now)
+        s.add(make_deposit(1, account="acct-wrong"))
+    with pytest.raises(AddressError, match=r"already belongs to account 'acct-wrong'.*screener addresses remove"):
+        with session_scope(engine) as s:
+            add_address(s, family_of, "ethereum", EVM, "acct-right", now)
+    with session_scope(engine) as s:
+        row = remove_address(s, family_of, "ethereum", EVM_BAD_CASE, "alice", now)  # any case finds it
+    assert (row.address, row.account) == (EVM.lower(), "acct-wrong")
+    with session_scope(engine) as s:
+        assert add_address(s, family_of, "ethereum", EVM, "acct-right", now) is True
+        events = [(e.kind, e.subject, e.actor, e.payload["account"]) for e in s.exec(select(AuditEvent))]
+        assert events == [("deposit_address.removed", f"deposit_address:ethereum:{EVM.lower()}", "alice", "acct-wrong")]
+        assert verify_chain(s).ok
+        assert [d.account for d in s.exec(select(Deposit))] == ["acct-wrong"]  # recorded deposits stay
+    assert _rows(engine) == [("ethereum", "0x" + "ab" * 20, "acct-2"), ("ethereum", EVM.lower(), "acct-right")]
+    for chain, address, match, error in [
+        ("ethereum", "0x" + "cd" * 20, "is not registered on ethereum", AddressError),
+        ("bsc", EVM, "is not registered on bsc", AddressError),
+        ("solana", EVM, "unknown chain", ConfigError),
+        ("ethereum", "0x12", "not an EVM address", AddressError),
+    ]:
+        with pytest.raises(error, match=match), session_scope(engine) as s:
+            remove_address(s, family_of, chain, address, "alice", now)
+    assert len(_rows(engine)) == 2
 
 
 # --- the real CLI ------------------------------------------------------------------------------------
@@ -148,3 +206,21 @@ def test_cli_add_import_list(tmp_path: Path) -> None:
     ]
     only = json.loads(_cli(tmp_path, "addresses", "list", "--chain", "tron", "--json").stdout)
     assert [r["address"] for r in only] == [TRON]
+
+
+def test_cli_remove(tmp_path: Path) -> None:
+    (tmp_path / "c.toml").write_text(f'[database]\nurl = "sqlite:///{tmp_path / "s.db"}"\n')
+    assert _cli(tmp_path, "db", "upgrade").returncode == 0
+    typo = _cli(tmp_path, "addresses", "add", "ethereum", EVM_BAD_CASE, "acct-1")
+    assert typo.returncode == 2 and typo.stderr.count("\n") == 1 and "wrong EIP-55 checksum" in typo.stderr
+    assert _cli(tmp_path, "addresses", "add", "ethereum", EVM, "acct-1").returncode == 0
+    removed = _cli(tmp_path, "--operator", "bob", "addresses", "remove", "ethereum", EVM.lower())
+    assert removed.returncode == 0, removed.stderr
+    assert removed.stdout == f"removed: ethereum {EVM} (was acct-1) by bob; recorded in the audit trail\n"
+    assert json.loads(_cli(tmp_path, "addresses", "list", "--json").stdout) == []
+    again = _cli(tmp_path, "addresses", "remove", "ethereum", EVM)
+    assert again.returncode == 2 and again.stderr == f"error: {EVM} is not registered on ethereum; " + (
+        "see `screener addresses list --chain ethereum`\n"
+    )
+    verified = _cli(tmp_path, "audit", "verify")
+    assert verified.returncode == 0 and verified.stdout.startswith("ok: 1 events")

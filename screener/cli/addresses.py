@@ -1,7 +1,8 @@
-"""`screener addresses add|import|list`: our deposit addresses per chain.
+"""`screener addresses add|import|list|remove`: our deposit addresses per chain.
 
 Addresses are validated and stored in the chain family's canonical form (EVM lowercase, Tron T-form) and
-shown in the display form (EIP-55, T-form). A bad address or CSV row is a one-line error and changes nothing.
+shown in the display form (EIP-55, T-form). A mixed-case EVM address must carry a correct EIP-55 checksum.
+A bad address or CSV row is a one-line error and changes nothing. Removals are recorded in the audit trail.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import typer
 from screener.cli.common import echo_json, handle_errors, quiet_broken_pipe, state
 from screener_base.errors import AddressError, ScreenerError
 
-addresses_app = typer.Typer(help="Deposit addresses: add, import from CSV, list.", no_args_is_help=True)
+addresses_app = typer.Typer(help="Deposit addresses: add, import from CSV, list, remove.", no_args_is_help=True)
 MAX_CSV_BYTES = 200 * 1024 * 1024
 
 
@@ -33,7 +34,10 @@ def _family_of() -> Any:
 @handle_errors
 def add_cmd(
     chain: str = typer.Argument(..., help="chain name, e.g. ethereum, tron, bsc"),
-    address: str = typer.Argument(..., help="0x... for EVM chains, T... (or 41/0x hex) for Tron"),
+    address: str = typer.Argument(
+        ...,
+        help="0x... for EVM chains (mixed case must be a correct EIP-55 checksum), T... (or 41/0x hex) for Tron",
+    ),
     account: str = typer.Argument(..., help="the customer account that owns the address"),
 ) -> None:
     """Register one deposit address."""
@@ -48,6 +52,29 @@ def add_cmd(
     row = validate(family_of, chain, address, account)
     shown = display(family_of(chain), row.address)
     typer.echo(f"{'added' if added else 'already registered'}: {chain} {shown} -> {row.account}")
+
+
+@addresses_app.command("remove")
+@handle_errors
+def remove_cmd(
+    chain: str = typer.Argument(..., help="chain name the address was registered on"),
+    address: str = typer.Argument(..., help="the registered address (any case)"),
+) -> None:
+    """Unregister one deposit address (e.g. a wrong registration); deposits already recorded stay as they are."""
+    from screener.db import session_scope
+    from screener.deposit_addresses import remove_address
+    from screener_base.addresses import display
+    from screener_base.clock import utc_now
+
+    cli = state()
+    family_of, operator = _family_of(), cli.operator_id()
+    with session_scope(cli.engine()) as session:
+        row = remove_address(session, family_of, chain, address, operator, utc_now())
+    try:
+        shown = display(family_of(chain), row.address)
+    except ScreenerError:  # chain no longer configured: the stored form
+        shown = row.address
+    typer.echo(f"removed: {chain} {shown} (was {row.account}) by {operator}; recorded in the audit trail")
 
 
 @addresses_app.command("import")

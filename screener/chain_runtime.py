@@ -6,6 +6,7 @@ it does no network I/O. The first tick checks each endpoint's chain id and the t
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +53,24 @@ def spec_from_settings(settings: Settings, chain_name: str) -> ChainSpec:
         data = cfg.model_dump()
         overrides = {key: data[key] for key in _SPEC_FIELDS if key in data and data[key] is not None}
     return resolve_chain(chain_name, overrides)
+
+
+def check_chains(settings: Settings) -> None:
+    """ConfigError for the first enabled ``[chains.<name>]`` table that does not resolve to a chain.
+
+    A typo'd name (``[chains.etherum]``) or a new chain without ``chain_id``/``tokens`` would otherwise be
+    ignored by the commands that only read settings. The CLI runs this when it loads settings and the daemon
+    at start-up, so every command refuses the same tables. Disabled tables are not checked.
+    """
+    for name in sorted(settings.chains):
+        if not settings.chains[name].enabled:
+            continue
+        try:
+            spec_from_settings(settings, name)
+        except ConfigError as exc:
+            close = [] if name in registry() else difflib.get_close_matches(name, list(registry()), n=1)
+            hint = f" (did you mean [chains.{close[0]}]?)" if close else ""
+            raise ConfigError(f"[chains.{name}] in the configuration: {exc.cause}{hint}", exc.remedy) from exc
 
 
 @dataclass

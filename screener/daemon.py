@@ -26,6 +26,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.engine import Engine
 
+from screener.chain_runtime import check_chains
 from screener.daemon_jobs import JobContext, Jobs
 from screener.db import check_schema, make_engine, session_scope
 from screener.leases import (
@@ -58,7 +59,8 @@ def _cron(expr: str) -> CronTrigger:
 
 
 def check_config(settings: Settings) -> list[str]:
-    """The chains to poll; ConfigError when there is nothing to do or a schedule is unusable."""
+    """The chains to poll; ConfigError when there is nothing to do, a chain table is unusable or a schedule is."""
+    check_chains(settings)
     chains = configured_chains(settings)
     if not chains:
         raise ConfigError(

@@ -9,12 +9,13 @@ the embedded defaults run (SQLite file, bundled sanctions snapshot, local devnet
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from screener_base.errors import ConfigError
 
@@ -178,12 +179,31 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} cannot be read: {exc}", "check its permissions") from exc
 
 
-def _format_validation_error(exc: ValidationError, source: str) -> str:
-    parts = []
+def _env_var_for(loc: tuple[int | str, ...]) -> str | None:
+    """The SCREENER_* variable that set ``loc`` or a section above it (names are case-insensitive), if any."""
+    names = {name.upper(): name for name in os.environ if name.upper().startswith("SCREENER_")}
+    for depth in range(len(loc), 0, -1):
+        found = names.get(("SCREENER_" + "__".join(str(p) for p in loc[:depth])).upper())
+        if found is not None:
+            return found
+    return None
+
+
+def _format_validation_error(exc: ValidationError, path: Path | None) -> str:
+    """One line naming each bad key and where it came from: the file, or the SCREENER_* variable that won."""
+    parts, sources = [], []
     for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"]) or "(root)"
-        parts.append(f"{key}: {err['msg']}")
-    return f"invalid configuration in {source}: " + "; ".join(parts)
+        env_var = _env_var_for(tuple(err["loc"]))
+        if env_var is not None:
+            parts.append(f"{env_var} ({key}): {err['msg']}")
+            source = "the environment"
+        else:
+            parts.append(f"{key}: {err['msg']}")
+            source = str(path) if path else "the settings given (no config file, no SCREENER_* variable)"
+        if source not in sources:
+            sources.append(source)
+    return f"invalid configuration in {' and '.join(sources)}: " + "; ".join(parts)
 
 
 def resolve_config_path(explicit: str | Path | None) -> Path | None:
@@ -200,8 +220,16 @@ def load_settings(config_path: str | Path | None = None, **overrides: Any) -> Se
     path = resolve_config_path(config_path)
     data: dict[str, Any] = _read_toml(path) if path else {}
     data.update(overrides)
-    source = str(path) if path else "defaults/environment"
     try:
         return Settings(**data)
     except ValidationError as exc:
-        raise ConfigError(_format_validation_error(exc, source), "correct the key named above") from exc
+        raise ConfigError(_format_validation_error(exc, path), "correct the key named above") from exc
+    except SettingsError as exc:  # a SCREENER_* value for a list or table that is not JSON
+        raise ConfigError(_format_settings_error(exc), 'give lists and tables as JSON, e.g. \'["a", "b"]\'') from exc
+
+
+def _format_settings_error(exc: SettingsError) -> str:
+    match = re.search(r'field "(\w+)"', str(exc))
+    prefix = f"SCREENER_{match.group(1)}".upper() if match else "SCREENER_"
+    names = sorted(n for n in os.environ if n.upper() == prefix or n.upper().startswith(prefix + "__"))
+    return f"invalid configuration in the environment: {', '.join(names) or prefix + '*'} cannot be parsed ({exc})"

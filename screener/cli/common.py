@@ -32,8 +32,14 @@ class CliState:
 
     @property
     def settings(self) -> Settings:
+        """Loaded once; every command sees the same checks, including each ``[chains.<name>]`` table."""
         if self._settings is None:
-            self._settings = load_settings(self.config_path)
+            settings = load_settings(self.config_path)
+            if settings.chains:
+                from screener.chain_runtime import check_chains  # imports chains/: only when chains are set
+
+                check_chains(settings)
+            self._settings = settings
         return self._settings
 
     def engine(self, *, check: bool = True) -> Engine:

@@ -33,6 +33,7 @@ from screener.review_rules import (
     needs_four_eyes,
     rank,
     reject_target,
+    require_operator,
     require_text,
 )
 from screener.settings import Settings
@@ -206,7 +207,7 @@ def _post(session: Session, hold: Hold, deposit: Deposit, operator: str, reason:
 
 def release_hold(session: Session, hold_id: int, reason: str, operator: str, settings: Settings, now: datetime) -> Hold:
     """Release a hold: posted at once, or (four-eyes) moved to awaiting_approval for a second operator."""
-    reason, operator, now = require_text(reason, "reason"), require_text(operator, "operator"), ensure_utc(now)
+    reason, operator, now = require_text(reason, "reason"), require_operator(operator), ensure_utc(now)
     hold, deposit = _lock_hold(session, hold_id)
     label = hold_label(hold.id)
     check_can_release(label, hold.state, hold.release_requested_by)
@@ -228,7 +229,7 @@ def release_hold(session: Session, hold_id: int, reason: str, operator: str, set
 
 def approve_hold(session: Session, hold_id: int, operator: str, now: datetime, reason: str | None = None) -> Hold:
     """Second operator approves a requested release; the pending credit is posted."""
-    operator, now = require_text(operator, "operator"), ensure_utc(now)
+    operator, now = require_operator(operator), ensure_utc(now)
     note = (reason or "").strip() or None
     hold, deposit = _lock_hold(session, hold_id)
     check_can_approve(hold_label(hold.id), hold.state, hold.release_requested_by, operator)
@@ -248,7 +249,7 @@ def approve_hold(session: Session, hold_id: int, operator: str, now: datetime, r
 
 def reject_hold(session: Session, hold_id: int, reason: str, target: str, operator: str, now: datetime) -> Hold:
     """Void the pending credit and move the funds to ``blocked`` (sanctions) or ``return_payable``."""
-    reason, operator, now = require_text(reason, "reason"), require_text(operator, "operator"), ensure_utc(now)
+    reason, operator, now = require_text(reason, "reason"), require_operator(operator), ensure_utc(now)
     account = reject_target(target)
     hold, deposit = _lock_hold(session, hold_id)
     check_can_reject(hold_label(hold.id), hold.state, hold.verdict, account)

@@ -13,7 +13,7 @@ from sqlmodel import Session, col, select
 from screener import audit
 from screener.models.deposits import Deposit, DepositStatus
 from screener.models.ledger import FlagState, ReviewFlag
-from screener.review_rules import flag_label, primary_finding, require_text
+from screener.review_rules import flag_label, primary_finding, require_operator, require_text
 from screener.verdicts import Finding
 from screener_base.clock import ensure_utc
 from screener_base.errors import ReviewError
@@ -68,7 +68,7 @@ def raise_review_flag(
 
 
 def resolve_flag(session: Session, flag_id: int, reason: str, operator: str, now: datetime) -> ReviewFlag:
-    reason, operator, now = require_text(reason, "reason"), require_text(operator, "operator"), ensure_utc(now)
+    reason, operator, now = require_text(reason, "reason"), require_operator(operator), ensure_utc(now)
     audit.lock_head(session)
     stmt = (
         select(ReviewFlag).where(ReviewFlag.id == flag_id).with_for_update().execution_options(populate_existing=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import datetime, timedelta
 
 from screener.ledger_rules import BLOCKED, RETURN_PAYABLE
@@ -67,9 +68,30 @@ def reject_target(value: str | None) -> str:
     return REJECT_TARGET_NAMES[key]
 
 
+# Operator names are identities in the audit trail: a plain, printable charset keeps lookalikes
+# (zero-width characters, fullwidth or Cyrillic letters) from letting one person pass as two.
+OPERATOR_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$")
+
+
+def require_operator(value: str | None) -> str:
+    """The operator's name, NFKC-normalised; refuse anything outside the plain charset."""
+    text = unicodedata.normalize("NFKC", value or "").strip()
+    if not text:
+        raise ReviewError("operator is missing or empty", "pass --operator NAME or set SCREENER_OPERATOR")
+    if not OPERATOR_RE.match(text):
+        raise ReviewError(
+            f"operator name {value!r} has characters outside letters, digits and . _ @ + -",
+            "use a plain ASCII login name (at most 64 characters)",
+        )
+    return text
+
+
 def same_operator(a: str | None, b: str | None) -> bool:
-    # Case and surrounding space must not let one person pass as two.
-    return (a or "").strip().casefold() == (b or "").strip().casefold()
+    # Case, compatibility forms and surrounding space must not let one person pass as two.
+    def key(name: str | None) -> str:
+        return unicodedata.normalize("NFKC", name or "").strip().casefold()
+
+    return key(a) == key(b)
 
 
 def needs_four_eyes(verdict: str, amount_raw: int, decimals: int, four_eyes_above_units: int) -> bool:

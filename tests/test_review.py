@@ -126,6 +126,26 @@ def test_four_eyes_needs_a_second_operator(engine: Engine, verdict: Verdict, amo
     assert _customer(engine) == (0, 0, amount, 0)
 
 
+@pytest.mark.parametrize(
+    ("approver", "error"),
+    [
+        ("\uff41\uff4c\uff49\uff43\uff45", "cannot also approve"),  # fullwidth "alice": the same person after NFKC
+        ("alice\u200b", "characters outside"),  # zero-width space
+        ("\u0430lice", "characters outside"),  # Cyrillic a
+    ],
+    ids=["fullwidth", "zero-width", "cyrillic"],
+)
+def test_lookalike_operator_cannot_approve_own_release(engine: Engine, approver: str, error: str) -> None:
+    _, hold_id = _decide(engine, make_deposit(1), BLOCK)
+    assert hold_id is not None
+    with session_scope(engine) as s:
+        review.release_hold(s, hold_id, "cleared by compliance", "alice", SETTINGS, NOW)
+    before = snapshot(engine)
+    with pytest.raises(ReviewError, match=error), session_scope(engine) as s:
+        review.approve_hold(s, hold_id, approver, NOW)
+    assert snapshot(engine) == before
+
+
 def test_just_below_threshold_needs_no_second_operator(engine: Engine) -> None:
     _, hold_id = _decide(engine, make_deposit(1, 10_000 * 10**6 - 1), HOLD)
     assert hold_id is not None

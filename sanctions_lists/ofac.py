@@ -313,6 +313,8 @@ def _feed(parser: Any, stream: BinaryIO, source_name: str) -> None:
             f"column {exc.offset}); it may be truncated or not UTF-8",
             _REMEDY,
         ) from None
+    except (LookupError, ValueError) as exc:  # pyexpat asks Python's codecs for a declared non-UTF encoding
+        raise ListError(f"{source_name} declares an encoding that cannot be read: {exc}", _REMEDY) from None
 
 
 def _publication_date(parts: dict[str, str], source_name: str) -> datetime | None:

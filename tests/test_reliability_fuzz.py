@@ -351,6 +351,10 @@ def test_advanced_xml_round_trips_every_crypto_address(doc: tuple[bytes, list[Pa
 @example(data=XML_DATE_TEMPLATE.format(ns=NS_SLS, y="9" * 20, m=1, d=1).encode())
 @example(data=XML_DATE_TEMPLATE.format(ns=NS_SLS, y="\uff12\uff10\uff12\uff15", m="0", d=1).encode())
 @example(data=b'<?xml version="1.0" encoding="utf-16"?><a/>')
+@example(data=b'<?xml version="1.0" encoding="utfyes"?><a/>')  # LookupError from pyexpat's codec lookup
+@example(data=b'<?xml version="1.0" encoding="rot13"?><a/>')  # not a text encoding: LookupError
+@example(data=b'<?xml version="1.0" encoding="shift_jis"?><a/>')  # multi-byte: ValueError
+@example(data=b'<?xml version="1.0" encoding="idna"?><a>\xe9</a>')  # UnicodeError
 def test_advanced_xml_parser_raises_only_list_errors(data: bytes) -> None:
     _parse_bytes(data, parse_advanced_xml)
 

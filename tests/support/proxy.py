@@ -21,7 +21,8 @@ Faults (``Fault.kind``):
 transactions above its head are hidden (eth_getLogs is clamped silently, the worst real-world behaviour).
 ``flip_lag`` answers every other HTTP request as a node that many blocks further behind (a load balancer
 in front of two nodes at different heights; counted as ``injected["flip"]``). ``stuck_at`` is a node whose
-head stopped at that block (settable while running).
+head stopped at that block (settable while running). ``lag_methods``: ``lag_blocks`` applies only to HTTP
+requests whose (first) method is one of these, e.g. a balancer that sends eth_getLogs to a replica behind.
 Selection: ``methods`` (None = any), ``every`` n-th matching request, at most ``times`` injections,
 optionally only after ``after`` matching requests. Deterministic: no randomness unless ``probability``
 is set, which uses the proxy's seeded RNG.
@@ -96,12 +97,14 @@ class FaultProxy:
         seed: int = 7,
         flip_lag: int = 0,
         stuck_at: int | None = None,
+        lag_methods: frozenset[str] | None = None,
     ):
         self.upstream = upstream
         self.faults: list[Fault] = list(faults or [])
         self.lag_blocks = lag_blocks
         self.flip_lag = flip_lag
         self.stuck_at = stuck_at
+        self.lag_methods = lag_methods
         self._local = threading.local()
         self._flips = 0
         self.injected: Counter[str] = Counter()
@@ -152,9 +155,9 @@ class FaultProxy:
         body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
         return dict(self._http.post(self.upstream, json=body).json())
 
-    def _begin_request(self) -> None:
+    def _begin_request(self, method: str | None = None) -> None:
         """Pick this HTTP request's lag (flip_lag: every other request is served by the node behind)."""
-        lag = self.lag_blocks
+        lag = self.lag_blocks if self.lag_methods is None or method in self.lag_methods else 0
         if self.flip_lag:
             with self._lock:
                 self._flips += 1
@@ -243,7 +246,7 @@ class FaultProxy:
                     return
                 first = payload[0] if isinstance(payload, list) and payload else payload
                 method = first.get("method") if isinstance(first, dict) else None
-                proxy._begin_request()
+                proxy._begin_request(method)
                 fault = proxy._pick(HTTP_KINDS, method)
                 if fault is not None and fault.kind == "drop":
                     self.close_connection = True

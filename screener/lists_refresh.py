@@ -1,8 +1,11 @@
 """The refresh of the sanctions list: fetch, parse, guard, activate (see screener.lists_store.refresh).
 
 Fetching and parsing happen outside any transaction; only the final decision takes the active version's
-row lock (FOR UPDATE on PostgreSQL, BEGIN IMMEDIATE on SQLite), re-reads it, and either marks it verified
-(same sha256) or vets and activates the candidate, so two workers refreshing at once activate one version.
+lock (``lists_store.lock_active_version(exclusive=True)``: on PostgreSQL an EXCLUSIVE table lock, which waits
+for the screening transactions holding the version FOR SHARE, then FOR UPDATE; BEGIN IMMEDIATE on SQLite),
+re-reads it, and either marks it verified (same sha256) or vets and activates the candidate, so two workers
+refreshing at once activate one version and the re-screen hook sees every deposit screened against the old one.
+A candidate published before the active version is rejected: an old copy must not unlist addresses.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from screener.lists_store import (
     ensure_active,
     insert_version,
     load_snapshot,
+    lock_active_version,
 )
 from screener.models.lists import ListRefresh, ListVersion, RefreshStatus
 from screener.settings import Settings
@@ -113,6 +117,24 @@ def _activate(
     )
 
 
+def _refuse_older(candidate: Snapshot, active: ListVersion) -> None:
+    """ListError when the candidate was published before the active version (both dates known).
+
+    Only the order of publication counts: OFAC may not republish for weeks, so an old publication date
+    alone says nothing about staleness (that is last_verified_at's job).
+    """
+    prov = candidate.provenance
+    if prov is None or prov.published_at is None or active.published_at is None:
+        return
+    published, active_published = ensure_utc(prov.published_at), ensure_utc(active.published_at)
+    if published < active_published:
+        raise ListError(
+            f"{prov.source} was published {published:%Y-%m-%d}, before active list version {active.id} "
+            f"(published {active_published:%Y-%m-%d}); an older list must not replace a newer one",
+            "check that the source is current (not a stale mirror or cached copy) and refresh again",
+        )
+
+
 def _settle(
     engine: Engine,
     settings: Settings,
@@ -127,13 +149,14 @@ def _settle(
     for _ in range(ACTIVATION_ATTEMPTS):
         try:
             with session_scope(engine) as session:
-                active = active_version(session, for_update=True)
+                active = lock_active_version(session, exclusive=True)
                 if active is None:
                     raise ListError("the active list version disappeared during the refresh", "run it again")
                 if active.sha256 == sha:
                     return _mark_unchanged(session, active, source, now, size)
                 if candidate is None:
                     raise ListError("another list version was activated during the download", "run it again")
+                _refuse_older(candidate, active)
                 vet_candidate(candidate, active.entry_count, settings.lists.max_drop_fraction)
                 return _activate(session, active, candidate, now, on_activated)
         except sa.exc.IntegrityError:

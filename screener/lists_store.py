@@ -32,6 +32,7 @@ from screener_base.errors import ListError, ScreeningUnavailable
 
 OnActivated = Callable[[Session, int | None, int, Diff], None]
 SNAPSHOT_CACHE_SIZE = 4
+ACTIVE_LOCK_ATTEMPTS = 5  # versions activated while a screening read waits for its share lock
 _cache: OrderedDict[tuple[str, int, str], Snapshot] = OrderedDict()
 _cache_lock = threading.Lock()
 
@@ -70,6 +71,39 @@ def active_version(session: Session, *, for_update: bool = False) -> ListVersion
     if for_update:
         stmt = stmt.with_for_update()
     return session.exec(stmt).first()
+
+
+def lock_active_version(session: Session, *, exclusive: bool = False) -> ListVersion | None:
+    """The active version, its row locked until the transaction ends; None when there is none.
+
+    PostgreSQL: a screening read takes FOR SHARE; an activation (``exclusive``) first takes LOCK TABLE
+    list_versions IN EXCLUSIVE MODE, which waits for every transaction holding such a share lock and makes
+    new ones queue behind it (a row lock alone lets a stream of share lockers starve it), then FOR UPDATE.
+    So an activation, and the re-screen hook in its transaction, run only after the in-flight screening
+    transactions committed their deposits, and those never decide against a version that is being replaced.
+    A share lock that had to wait may hold a version that is no longer the highest: read again, a bounded
+    number of times. SQLite: BEGIN IMMEDIATE already serialises the transactions that read here.
+    """
+    if exclusive and session.get_bind().dialect.name == "postgresql":
+        session.execute(sa.text("LOCK TABLE list_versions IN EXCLUSIVE MODE"))
+    locking = (
+        select(ListVersion)
+        .order_by(col(ListVersion.seq).desc())
+        .limit(1)
+        .with_for_update(read=not exclusive)
+        .execution_options(populate_existing=True)
+    )
+    highest_id = select(ListVersion.id).order_by(col(ListVersion.seq).desc()).limit(1)
+    for _ in range(ACTIVE_LOCK_ATTEMPTS):
+        version = session.exec(locking).first()
+        if version is None:
+            return None
+        if session.exec(highest_id).first() == version.id:  # still the highest once the lock was granted
+            return version
+    raise ListError(
+        f"the active list version changed {ACTIVE_LOCK_ATTEMPTS} times while it was being locked",
+        "try again; if it persists, check for a runaway `screener lists refresh` loop",
+    )
 
 
 def get_version(session: Session, version_id: int) -> ListVersion:
@@ -142,8 +176,16 @@ def load_snapshot(session: Session, version: ListVersion) -> Snapshot:
 
 
 def screening_snapshot(session: Session, settings: Settings, now: datetime) -> tuple[int, Snapshot]:
-    """(version id, snapshot) to screen against; ScreeningUnavailable when there is none or it is stale."""
-    version = active_version(session)
+    """(version id, snapshot) to screen against; ScreeningUnavailable when there is none or it is stale.
+
+    Call it in the transaction that records the verdicts, before its first audit append (lock order): the
+    version stays locked (``lock_active_version``) until that transaction ends, so a concurrent activation
+    waits for it and its re-screen hook sees the deposits decided here.
+    """
+    try:
+        version = lock_active_version(session)
+    except ListError as exc:
+        raise ScreeningUnavailable(exc.cause, "deposits are held until the list can be read") from exc
     if version is None or version.id is None:
         raise ScreeningUnavailable(
             "no sanctions list version is active",

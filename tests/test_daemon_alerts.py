@@ -86,7 +86,8 @@ def test_each_alert_kind_delivered_once(node: Anvil, tmp_path: Path, shared_data
     engine = make_engine(url)
     dw.prepare_database(engine, utc_now())
     old_list = tmp_path / "sdn_2025-03-05.xml"
-    old_list.write_bytes(render(load_per_asset_lists(shared_data / "ofac" / "2025-03-05"), published=date(2025, 3, 5)))
+    # Published after the bundle: a refresh refuses a list published before the active one.
+    old_list.write_bytes(render(load_per_asset_lists(shared_data / "ofac" / "2025-03-05"), published=date(2025, 6, 1)))
     with run_webhook_receiver() as hook:
         config = _config(tmp_path, url, world, hook)
         daemon = start_daemon(config, tmp_path / "one.log")

@@ -262,9 +262,10 @@ def test_deposits_get_verdicts_and_evidence(world: World) -> None:
 def test_list_refresh_flags_past_depositor_and_annotates_removed_match(world: World, shared_data: Path) -> None:
     w, poly = world, world.poly
     files = {}
-    for day in ("2025-03-05", "2025-05-30"):
+    # Each published after the bundle (2025-05-30): a refresh refuses a list published before the active one.
+    for n, day in enumerate(("2025-03-05", "2025-05-30"), start=1):
         path = w.config.parent / f"sdn_{day}.xml"
-        path.write_bytes(render(load_per_asset_lists(shared_data / "ofac" / day), published=date.fromisoformat(day)))
+        path.write_bytes(render(load_per_asset_lists(shared_data / "ofac" / day), published=date(2025, 6, n)))
         files[day] = str(path)
     credited = w.send(poly, w.tokens.usdt, TORNADO_ROUTER, DEPOSIT_POLYGON, 100 * UNIT)
     w.run_ticks()

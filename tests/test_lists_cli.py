@@ -70,9 +70,10 @@ def test_refresh_prints_one_line_and_exit_codes(cli, shared_data: Path, tmp_path
 
 def test_status_diff_check(cli, shared_data: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     before = tmp_path / "before.xml"
-    before.write_bytes(render(load_per_asset_lists(shared_data / "ofac" / "2025-03-05"), published=date(2025, 3, 5)))
+    # Both published after the bundle (2025-05-30): a refresh refuses a list published before the active one.
+    before.write_bytes(render(load_per_asset_lists(shared_data / "ofac" / "2025-03-05"), published=date(2025, 6, 1)))
     after = render(
-        load_per_asset_lists(shared_data / "ofac" / "2025-03-22"), published=date(2025, 3, 22), namespace=NS_SLS
+        load_per_asset_lists(shared_data / "ofac" / "2025-03-22"), published=date(2025, 6, 2), namespace=NS_SLS
     )
     assert cli("lists", "refresh", "--source", str(before)).returncode == 0
     with serve() as server:
@@ -83,7 +84,7 @@ def test_status_diff_check(cli, shared_data: Path, tmp_path: Path) -> None:  # t
     status = cli("lists", "status")
     assert status.returncode == 0, status.stderr
     assert "active list version 3 (advanced_xml) from " + url in status.stdout
-    assert "published 2025-03-22" in status.stdout and "entries 624" in status.stdout and "ETH=63" in status.stdout
+    assert "published 2025-06-02" in status.stdout and "entries 624" in status.stdout and "ETH=63" in status.stdout
     assert "stale" not in status.stderr.lower()
 
     diff = cli("lists", "diff")

@@ -5,6 +5,9 @@ Every test runs on SQLite and PostgreSQL (the ``engine`` fixture).
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -36,6 +39,10 @@ def lists_xml(shared_data: Path) -> dict[str, bytes]:
         out[day] = render(load_per_asset_lists(shared_data / "ofac" / day), published=date.fromisoformat(day))
     pairs = load_per_asset_lists(shared_data / "ofac" / "2025-05-30")
     out["small"] = render(pairs[: len(pairs) // 10], published=date(2025, 5, 30), namespace=NS_SLS)
+    # The same contents as if published after the bundle (2025-05-30), in this order: a refresh never goes
+    # back in publication date, so tests that step through contents use these.
+    for n, day in enumerate(("2025-03-05", "2025-03-22", "2025-05-30"), start=1):
+        out[f"{day} republished"] = render(load_per_asset_lists(shared_data / "ofac" / day), published=date(2025, 6, n))
     return out
 
 
@@ -174,10 +181,10 @@ def test_activation_hook_runs_in_the_activating_transaction(
         calls.append((old_id, new_id, change))
 
     before_file = tmp_path / "sdn_2025-03-05.xml"
-    before_file.write_bytes(lists_xml["2025-03-05"])
+    before_file.write_bytes(lists_xml["2025-03-05 republished"])
     first = lists_store.refresh(engine, settings, str(before_file), NOW, on_activated=hook)
     with serve() as server:
-        url = server.route("/sdn.xml", Reply(body=lists_xml["2025-03-22"]))
+        url = server.route("/sdn.xml", Reply(body=lists_xml["2025-03-22 republished"]))
         second = lists_store.refresh(engine, settings, url, NOW, on_activated=hook)
     assert first.status == second.status == "updated"
     assert (second.added, second.removed) == (0, 90)
@@ -194,7 +201,7 @@ def test_activation_hook_runs_in_the_activating_transaction(
 
     count = len(_versions(engine))
     with serve() as server:
-        url = server.route("/sdn.xml", Reply(body=lists_xml["2025-05-30"]))
+        url = server.route("/sdn.xml", Reply(body=lists_xml["2025-05-30 republished"]))
         third = lists_store.refresh(engine, settings, url, NOW, on_activated=failing_hook)
     assert third.status == "rejected" and "hook failed" in third.reason
     assert third.version_id == second.version_id == _active(engine).id
@@ -252,3 +259,67 @@ def test_slow_drip_download_is_cut_at_the_attempt_deadline(engine: Engine, lists
     assert result.status == "rejected" and "attempt deadline" in result.reason
     active = _active(engine)
     assert result.version_id == active.id and active.source_format == "bundle"  # only the bundled import
+
+
+def _list_less_one_address(shared_data: Path, path: Path, published: date = date(2019, 1, 1)) -> str:
+    """Write the 2025-05-30 lists less one ETH address to ``path`` (by default as an old mirror's copy
+    published 2019-01-01); return the address left out."""
+    pairs = load_per_asset_lists(shared_data / "ofac" / "2025-05-30")
+    left_out = next(p for p in pairs if p[0] == "ETH")
+    path.write_bytes(render([p for p in pairs if p != left_out], published=published))
+    return left_out[1]
+
+
+def test_an_older_publication_never_replaces_the_active_list(
+    engine: Engine, lists_xml: dict[str, bytes], shared_data: Path, tmp_path: Path
+) -> None:
+    settings = _settings(max_list_age_h=24 * 3650)
+    current = tmp_path / "current.xml"
+    current.write_bytes(lists_xml["2025-05-30"])
+    active_id = lists_store.refresh(engine, settings, str(current), NOW).version_id  # same date as the bundle: ok
+    old = tmp_path / "old.xml"
+    victim = _list_less_one_address(shared_data, old)
+    earlier = tmp_path / "sdn_2025-03-22.xml"
+    earlier.write_bytes(lists_xml["2025-03-22"])  # OFAC's real earlier list: fewer entries, well within the guard
+    before = [(v.id, v.sha256, v.last_verified_at) for v in _versions(engine)]
+    for n, (path, published) in enumerate([(old, "2019-01-01"), (earlier, "2025-03-22")], start=1):
+        result = lists_store.refresh(engine, settings, str(path), NOW + timedelta(hours=n))
+        assert (result.status, result.version_id) == ("rejected", active_id)
+        assert result.reason.startswith(
+            f"{path} was published {published}, before active list version {active_id} (published 2025-05-30); "
+            "an older list must not replace a newer one; "
+        )
+        assert "\n" not in result.summary_line()
+    assert [(v.id, v.sha256, v.last_verified_at) for v in _versions(engine)] == before  # not even "verified"
+    with session_scope(engine) as session:
+        vid, snap = lists_store.screening_snapshot(session, settings, NOW + timedelta(hours=3))
+        assert vid == active_id and snap.match("evm", victim)
+        recorded = [(r.status, r.reason) for r in lists_store.recent_refreshes(session, 2)]
+    assert [status for status, _ in recorded] == ["rejected", "rejected"]
+    assert "published 2019-01-01" in recorded[1][1]
+    # Only the order counts: a list published the same day may change the entries (a same-day correction).
+    same_day = tmp_path / "same_day.xml"
+    _list_less_one_address(shared_data, same_day, published=date(2025, 5, 30))
+    corrected = lists_store.refresh(engine, settings, str(same_day), NOW + timedelta(hours=4))
+    assert (corrected.status, corrected.removed) == ("updated", 1)
+
+
+def test_cli_refresh_from_an_older_list_is_one_line_exit_1(engine: Engine, shared_data: Path, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCREENER_")}
+    env["SCREENER_DATABASE__URL"] = engine.url.render_as_string(hide_password=False)
+    old = tmp_path / "old.xml"
+    _list_less_one_address(shared_data, old)
+    screener = Path(sys.executable).with_name("screener")
+    run = subprocess.run(
+        [str(screener), "lists", "refresh", "--source", str(old)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (run.returncode, run.stdout) == (1, "")
+    [line] = run.stderr.splitlines()
+    assert line.startswith(f"rejected: {old} was published 2019-01-01, before active list version 1 ")
+    assert line.endswith("; list version 1 stays active")
+    assert _active(engine).seq == 1  # the bundle imported by the refresh stays

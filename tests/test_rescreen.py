@@ -35,9 +35,10 @@ SETTINGS = Settings(lists={"max_list_age_h": 24 * 3650, "max_drop_fraction": 0.3
 @pytest.fixture(scope="module")
 def list_files(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     out = {}
-    for day in ("2025-03-05", "2025-05-30"):
+    # Each published after the bundle (2025-05-30): a refresh refuses a list published before the active one.
+    for n, day in enumerate(("2025-03-05", "2025-05-30"), start=1):
         path = tmp_path_factory.mktemp("lists") / f"sdn_{day}.xml"
-        path.write_bytes(render(load_per_asset_lists(shared_data / "ofac" / day), published=date.fromisoformat(day)))
+        path.write_bytes(render(load_per_asset_lists(shared_data / "ofac" / day), published=date(2025, 6, n)))
         out[day] = str(path)
     return out
 

@@ -121,9 +121,11 @@ def reviewer(
     rng = random.Random(seed)
     try:
         while time.monotonic() < deadline:
+            # done() before the read: a hold committed between an empty read and done() would be left behind.
+            finished = done()
             holds = _unresolved(engine)
             if not holds:
-                if done():
+                if finished:
                     return
                 time.sleep(0.05)
                 continue

@@ -50,7 +50,13 @@ class BlacklistToken:
 
 @dataclass(frozen=True)
 class IndexSource:
-    """What one chain's indexes need from the chain (built from the chain runtime; fakes in unit tests)."""
+    """What one chain's indexes need from the chain (built from the chain runtime; fakes in unit tests).
+
+    ``fetch_logs`` returns every log of the WHOLE requested range or raises: the cursor moves past a range
+    as soon as it returns. The runtime's (index_sources) proves it by asking for the range's last block in
+    the same request on the same endpoint; a node behind a load balancer would otherwise answer "no logs"
+    for blocks it has not reached. Two-hop funding lookups use the same fetcher.
+    """
 
     chain: str
     family: Family
@@ -230,7 +236,7 @@ def _scan(
         return 0
     count = 0
     for lo, hi in _ranges(next_block, head, source.max_block_range, settings.screening.index_max_ranges_per_scan):
-        rows = _fetch(source, kind, lo, hi, now)
+        rows = _fetch(source, kind, lo, hi, now)  # raises unless [lo, hi] was served whole: the cursor stays
         with sessions() as session:
             new = _store(session, source, kind, rows, lo, hi + 1, now)
             if new:

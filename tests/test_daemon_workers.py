@@ -141,7 +141,8 @@ def test_sigterm_during_catch_up_then_restart(node: Anvil, backend: str, tmp_pat
     engine = make_engine(url)
     world = dw.build_world(node)
     dw.prepare_database(engine, utc_now())
-    paid = _pay(world, 40, blocks_between=4)
+    # Enough empty blocks (~170 ticks of 3) that a loaded CI machine cannot finish before the SIGTERM lands.
+    paid = _pay(world, 40, blocks_between=12)
     safe_head = node.block_number() - 1
     config = _config(tmp_path, "c", url, world, max_tick_s=600.0)
     daemon = start_daemon(config, tmp_path / "one.log")

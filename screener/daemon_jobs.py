@@ -33,6 +33,7 @@ from screener.leases import LeaseGrant, LeaseLost, WorkerIdentity, fenced, renew
 from screener.metrics import ProcessStats
 from screener.models.deposits import Deposit, DepositStatus
 from screener.pipeline import TickResult, tick
+from screener.rescreen import make_list_hook
 from screener.settings import Settings
 from screener.status import StatusSnapshot, collect
 from screener_base.redact import redact_text
@@ -259,7 +260,7 @@ class Jobs:
             if grant is None:
                 return
             now = ctx.now_fn()
-            hook = lists_store.find_rescreen_hook(ctx.settings)
+            hook = make_list_hook(ctx.settings)
             try:
                 result = lists_store.refresh(ctx.engine, ctx.settings, None, now, on_activated=hook)
             except LeaseLost:

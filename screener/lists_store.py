@@ -9,15 +9,12 @@ last verified, screening_snapshot raises ScreeningUnavailable and callers hold d
 
 from __future__ import annotations
 
-import functools
-import importlib
-import inspect
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -30,7 +27,8 @@ from screener.settings import Settings
 from screener_base.clock import ensure_utc
 from screener_base.errors import ListError, ScreeningUnavailable
 
-OnActivated = Callable[[Session, int | None, int, Diff], None]
+# The hook's return value (e.g. re-screen counts) is the caller's to log; the store ignores it.
+OnActivated = Callable[[Session, int | None, int, Diff], object]
 SNAPSHOT_CACHE_SIZE = 4
 ACTIVE_LOCK_ATTEMPTS = 5  # versions activated while a screening read waits for its share lock
 _cache: OrderedDict[tuple[str, int, str], Snapshot] = OrderedDict()
@@ -275,27 +273,6 @@ def ensure_active(session: Session, now: datetime) -> ListVersion:
     if version is None:
         raise ListError("the bundled snapshot could not be imported", "check the database")
     return version
-
-
-def find_rescreen_hook(settings: Settings | None = None) -> OnActivated | None:
-    """``screener.rescreen.on_list_activated`` when that module exists (issue 5), else None.
-
-    Only the module's own absence means "no hook": an import error inside it is a bug and propagates,
-    because silently skipping the re-screen would leave deposits credited against an old list. When the
-    hook takes a ``settings`` keyword it gets ``settings``, so it honours the caller's --config.
-    """
-    try:
-        module = importlib.import_module("screener.rescreen")
-    except ModuleNotFoundError as exc:
-        if exc.name == "screener.rescreen":
-            return None
-        raise
-    hook = getattr(module, "on_list_activated", None)
-    if not callable(hook):
-        return None
-    if settings is not None and "settings" in inspect.signature(hook).parameters:
-        return functools.partial(hook, settings=settings)
-    return cast(OnActivated, hook)
 
 
 def refresh(

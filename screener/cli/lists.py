@@ -41,10 +41,11 @@ def refresh_cmd(
 ) -> None:
     """Fetch the list and activate it if it passes the guards; one summary line; exit 0 updated/unchanged."""
     from screener import lists_store
+    from screener.rescreen import make_list_hook
     from screener_base.clock import utc_now
 
     cli = state()
-    hook = lists_store.find_rescreen_hook(cli.settings)
+    hook = make_list_hook(cli.settings)
     result = lists_store.refresh(cli.engine(), cli.settings, source, utc_now(), on_activated=hook)
     if not result.ok:
         typer.echo(result.summary_line(), err=True)

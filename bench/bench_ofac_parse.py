@@ -40,14 +40,14 @@ def _section(text: str, tag: str) -> tuple[int, int]:
 
 def build(path: Path, target_mb: int) -> int:
     """Write the document; returns the number of crypto addresses in it."""
-    from sanctions_lists.advanced_writer import (
+    from sanctions_lists.entries import FEATURE_PREFIX
+    from tests.support.advanced_writer import (
         feature_type_ids,
         load_per_asset_lists,
         parties_from_pairs,
         party_xml,
         sanctions_entry_xml,
     )
-    from sanctions_lists.entries import FEATURE_PREFIX
 
     cons = CONS.read_text(encoding="utf-8")
     pairs = load_per_asset_lists(NEWEST)

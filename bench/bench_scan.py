@@ -7,7 +7,7 @@ the catch-up case with many addresses).
 Measured, each best of ``--repeats``:
 - raw:  one eth_getLogs over the whole range (same address list + topic0 filter) with httpx + json.loads;
         the floor for anything that reads these logs over JSON-RPC.
-- ours: screener.pipeline.tick from a fresh SQLite database until idle: fetch (adaptive range), strict
+- ours: screener.pipeline.tick.tick from a fresh SQLite database until idle: fetch (adaptive range), strict
         decode, recipient filter, header + initiator lookups (batched), insert the deposits, move the cursor.
 - web3: web3.py's eth.get_logs with the same filter, then contract.events.Transfer().process_log per log.
 Prints logs/s and the ratios ours/raw (target >= 0.7) and ours/web3 (target >= 10).
@@ -32,13 +32,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from chains.transfers import TRANSFER_TOPIC0  # noqa: E402
-from screener.chain_runtime import build_chain_runtime  # noqa: E402
 from screener.db import make_engine, session_scope, upgrade  # noqa: E402
-from screener.deposit_addresses import add_address  # noqa: E402
-from screener.devnet import deploy as dv  # noqa: E402
-from screener.devnet.anvil import Anvil, run_anvil  # noqa: E402
+from screener.demo.devnet import deploy as dv  # noqa: E402
+from screener.demo.devnet.anvil import Anvil, run_anvil  # noqa: E402
 from screener.models.deposits import Deposit  # noqa: E402
-from screener.pipeline import tick  # noqa: E402
+from screener.pipeline.addresses import add_address  # noqa: E402
+from screener.pipeline.runtime import build_chain_runtime  # noqa: E402
+from screener.pipeline.tick import tick  # noqa: E402
 from screener.settings import Settings  # noqa: E402
 from screener_base.addresses import Family  # noqa: E402
 from screener_base.clock import utc_now  # noqa: E402

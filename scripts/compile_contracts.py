@@ -1,6 +1,6 @@
 """Compile the devnet test contracts with solc-js and write the committed artifacts (abi + bytecode).
 
-Run after editing screener/devnet/contracts/*.sol:  .venv/bin/python scripts/compile_contracts.py
+Run after editing screener/demo/devnet/contracts/*.sol:  .venv/bin/python scripts/compile_contracts.py
 The artifacts are committed so tests and `screener demo` need no compiler; a test checks they are current.
 """
 
@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-CONTRACTS = REPO / "screener" / "devnet" / "contracts"
+CONTRACTS = REPO / "screener" / "demo" / "devnet" / "contracts"
 SOURCE = CONTRACTS / "TestTokens.sol"
 ARTIFACTS = CONTRACTS / "TestTokens.artifacts.json"
 SOLCJS = REPO / "node_modules" / ".bin" / "solcjs"

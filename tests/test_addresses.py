@@ -15,10 +15,11 @@ from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from sanctions_lists.entries import make_entry
-from screener.audit import verify_chain
-from screener.chain_runtime import spec_from_settings
 from screener.db import session_scope
-from screener.deposit_addresses import (
+from screener.ledger.audit import verify_chain
+from screener.models.deposits import Deposit
+from screener.models.ledger import AuditEvent
+from screener.pipeline.addresses import (
     AddressImportError,
     add_address,
     import_csv,
@@ -27,8 +28,7 @@ from screener.deposit_addresses import (
     validate,
     watch_map,
 )
-from screener.models.deposits import Deposit
-from screener.models.ledger import AuditEvent
+from screener.pipeline.runtime import spec_from_settings
 from screener.settings import Settings
 from screener_base.addresses import Family, hex_to_tron, tron_to_hex20
 from screener_base.clock import utc_now

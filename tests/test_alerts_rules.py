@@ -7,13 +7,14 @@ from datetime import timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from screener import alert_rules, review
 from screener.db import session_scope
 from screener.models.daemon import AlertOutbox, ChainStatus
 from screener.models.ledger import Hold
 from screener.models.lists import ListRefresh
+from screener.ops import alert_rules
+from screener.review import service as review
+from screener.screening.verdicts import Decision, Finding, Severity, Verdict
 from screener.settings import Settings
-from screener.verdicts import Decision, Finding, Severity, Verdict
 from tests.support.ledger_model import NOW, make_deposit
 
 SETTINGS = Settings(review={"sla_h": 24})

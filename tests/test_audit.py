@@ -9,13 +9,14 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from screener import audit, review
-from screener.audit import VerifyReport, verify_chain
 from screener.db import make_engine, session_scope, upgrade
-from screener.ledger_verify import verify_ledger
+from screener.ledger import audit
+from screener.ledger.audit import VerifyReport, verify_chain
+from screener.ledger.verify import verify_ledger
 from screener.models.ledger import AuditEvent
+from screener.review import service as review
+from screener.screening.verdicts import Decision, Finding, Severity, Verdict
 from screener.settings import Settings
-from screener.verdicts import Decision, Finding, Severity, Verdict
 from screener_base.errors import AuditError
 from tests.support.ledger_model import NOW, make_deposit, snapshot
 

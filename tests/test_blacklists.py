@@ -23,8 +23,8 @@ from chains.blacklists import (
     scan_blacklist_events,
 )
 from screener.db import session_scope
-from screener.devnet import deploy
-from screener.indexes import BlacklistToken, blacklist_facts, scan_blacklist_index
+from screener.demo.devnet import deploy
+from screener.indexes.store import BlacklistToken, blacklist_facts, scan_blacklist_index
 from screener.settings import Settings
 from screener_base.addresses import Family
 from screener_base.errors import DecodeError

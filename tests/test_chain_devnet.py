@@ -8,8 +8,8 @@ import hashlib
 import json
 from pathlib import Path
 
-from screener.devnet import deploy as dv
-from screener.devnet.anvil import Anvil
+from screener.demo.devnet import deploy as dv
+from screener.demo.devnet.anvil import Anvil
 
 CONTRACTS = Path(dv.__file__).parent / "contracts"
 USER = "0x" + "5e" * 20

@@ -9,7 +9,7 @@ import pytest
 from eth_utils import to_checksum_address
 
 from chains.registry import REGISTRY_PATH, registry, resolve_chain
-from screener.chain_runtime import build_chain_runtime, spec_from_settings
+from screener.pipeline.runtime import build_chain_runtime, spec_from_settings
 from screener.settings import Settings
 from screener_base.addresses import Family, tron_to_hex20
 from screener_base.errors import ConfigError

@@ -11,8 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chains.transfers import TRANSFER_TOPIC0, Reject, Transfer, decode_transfer, decode_transfers
-from screener.devnet import deploy as dv
-from screener.devnet.anvil import Anvil
+from screener.demo.devnet import deploy as dv
+from screener.demo.devnet.anvil import Anvil
 
 TO = "0x" + "77" * 20
 

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from screener import review
 from screener.db import make_engine, session_scope
 from screener.models.deposits import Deposit
+from screener.review import service as review
+from screener.screening.verdicts import Decision, Finding, Severity, Verdict
 from screener.settings import Settings
-from screener.verdicts import Decision, Finding, Severity, Verdict
 from tests.support.ledger_model import NOW, make_deposit, snapshot
 
 SCREENER = Path(sys.executable).with_name("screener")

@@ -13,9 +13,9 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
-from screener import demo_world as dw
 from screener.db import make_engine, session_scope
-from screener.devnet.anvil import Anvil, free_port, run_anvil
+from screener.demo import world as dw
+from screener.demo.devnet.anvil import Anvil, free_port, run_anvil
 from screener.models.daemon import Lease
 from screener.models.deposits import Deposit
 from screener_base.clock import ensure_utc, utc_now

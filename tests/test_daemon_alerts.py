@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import Engine
 
-from sanctions_lists.advanced_writer import load_per_asset_lists, render
-from screener import demo_world as dw
-from screener.alerts import AlertKind
 from screener.db import make_engine
-from screener.devnet.anvil import Anvil, free_port, run_anvil
+from screener.demo import world as dw
+from screener.demo.devnet.anvil import Anvil, free_port, run_anvil
+from screener.ops.alerts import AlertKind
 from screener_base.clock import utc_now
+from tests.support.advanced_writer import load_per_asset_lists, render
 from tests.support.daemon_proc import cli, start_daemon, wait_for
 from tests.support.webhook_receiver import WebhookReceiver, run_webhook_receiver
 

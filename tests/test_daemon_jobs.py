@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.engine import Engine
 
-from screener.daemon_jobs import JobContext, Jobs, _InFlight
-from screener.leases import list_leases, make_identity, try_acquire
-from screener.metrics import ProcessStats
+from screener.daemon.jobs import JobContext, Jobs, _InFlight
+from screener.daemon.leases import list_leases, make_identity, try_acquire
+from screener.ops.metrics import ProcessStats
 from screener.settings import Settings
 
 T0 = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)

@@ -14,10 +14,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
-from screener import demo_world as dw
 from screener.db import make_engine, session_scope
-from screener.devnet import deploy
-from screener.devnet.anvil import Anvil, free_port, run_anvil
+from screener.demo import world as dw
+from screener.demo.devnet import deploy
+from screener.demo.devnet.anvil import Anvil, free_port, run_anvil
 from screener.models.chain import ScanCursor
 from screener.models.daemon import Lease
 from screener.models.deposits import Deposit
@@ -177,11 +177,11 @@ def test_tick_under_a_lost_lease_commits_nothing(node: Anvil, sqlite_engine: Eng
     it read the chain commits neither deposits nor the cursor."""
     from datetime import timedelta
 
-    from screener.chain_runtime import build_chain_runtime
-    from screener.decisions import make_decider
-    from screener.index_sources import runtime_lookup
-    from screener.leases import LeaseLost, fenced, make_identity, try_acquire
-    from screener.pipeline import tick
+    from screener.daemon.leases import LeaseLost, fenced, make_identity, try_acquire
+    from screener.decide.decide import make_decider
+    from screener.indexes.sources import runtime_lookup
+    from screener.pipeline.runtime import build_chain_runtime
+    from screener.pipeline.tick import tick
     from screener.settings import load_settings
 
     engine, world = sqlite_engine, dw.build_world(node)

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from screener import demo_world as dw
 from screener.db import make_engine, session_scope
-from screener.demo import _fresh_database, cli_hints
+from screener.demo import world as dw
+from screener.demo.run import _fresh_database, cli_hints
 from screener.models.deposits import Deposit
 
 

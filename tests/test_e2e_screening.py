@@ -21,20 +21,20 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
-from sanctions_lists.advanced_writer import load_per_asset_lists, render
-from screener import lists_store
-from screener.chain_runtime import ChainRuntime, build_chain_runtime, spec_from_settings
 from screener.db import session_scope
-from screener.decisions import make_decider
-from screener.deposit_addresses import add_address
-from screener.devnet import deploy, mixer
-from screener.index_sources import index_source, runtime_lookup
-from screener.indexes import scan_blacklist_index
+from screener.decide.decide import make_decider
+from screener.demo.devnet import deploy, mixer
+from screener.indexes.sources import index_source, runtime_lookup
+from screener.indexes.store import scan_blacklist_index
+from screener.lists import store as lists_store
 from screener.models.deposits import Deposit
 from screener.models.ledger import Hold, ReviewFlag
-from screener.pipeline import tick
+from screener.pipeline.addresses import add_address
+from screener.pipeline.runtime import ChainRuntime, build_chain_runtime, spec_from_settings
+from screener.pipeline.tick import tick
 from screener.settings import Settings, load_settings
 from screener_base.addresses import hex_to_tron, tron_to_hex20
+from tests.support.advanced_writer import load_per_asset_lists, render
 from tests.support.anvil import Anvil, run_anvil
 
 LAZARUS = "0x08723392Ed15743cc38513C4925f5e6be5c17243"  # ETH tag only, published checksummed; LAZARUS GROUP

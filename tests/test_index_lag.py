@@ -17,12 +17,11 @@ import httpx
 import pytest
 from sqlalchemy.engine import Engine
 
-from screener import lists_store
 from screener.db import session_scope
-from screener.decisions import decide_deposits, two_hop_funding
-from screener.devnet import deploy, mixer
-from screener.index_sources import build_index_source
-from screener.indexes import (
+from screener.decide.decide import decide_deposits, two_hop_funding
+from screener.demo.devnet import deploy, mixer
+from screener.indexes.sources import build_index_source
+from screener.indexes.store import (
     IndexSource,
     blacklist_facts,
     coverage_gap,
@@ -30,10 +29,11 @@ from screener.indexes import (
     scan_mixer_index,
     withdrawals_to,
 )
+from screener.lists import store as lists_store
 from screener.models.screening import IndexKind, MixerWithdrawalRow
-from screener.screening_facts import DepositFacts
+from screener.screening.facts import DepositFacts
+from screener.screening.verdicts import Decision
 from screener.settings import Settings
-from screener.verdicts import Decision
 from screener_base.addresses import Family
 from screener_base.errors import ScreenerError
 from tests.support.anvil import Anvil

@@ -14,8 +14,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from screener.db import session_scope
-from screener.leases import (
+from screener.daemon.leases import (
     LeaseLost,
     SqliteWorkerLock,
     WorkerConflict,
@@ -30,6 +29,7 @@ from screener.leases import (
     try_acquire,
     worker_seen,
 )
+from screener.db import session_scope
 from screener.models.daemon import ChainStatus
 
 T0 = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
@@ -161,7 +161,8 @@ def test_sqlite_lock_refuses_a_second_worker_until_the_first_dies(tmp_path: Path
 def test_sqlite_lock_is_freed_when_its_process_is_killed(tmp_path: Path) -> None:
     db = tmp_path / "s.db"
     code = (
-        "import sys, time; from pathlib import Path; from screener.leases import SqliteWorkerLock, make_identity;"
+        "import sys, time; from pathlib import Path;"
+        "from screener.daemon.leases import SqliteWorkerLock, make_identity;"
         f"lock = SqliteWorkerLock(Path({str(db)!r})); lock.acquire(make_identity('child'));"
         "print('locked', flush=True);"
         "time.sleep(600)"

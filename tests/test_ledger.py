@@ -5,10 +5,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.engine import Engine
 
-from screener import ledger
 from screener.db import session_scope
-from screener.ledger import DepositRef
-from screener.ledger_rules import (
+from screener.ledger import store as ledger
+from screener.ledger.rules import (
     CREDIT_NORMAL,
     Balance,
     TransferSpec,
@@ -16,6 +15,7 @@ from screener.ledger_rules import (
     sum_per_asset,
     transfer_id,
 )
+from screener.ledger.store import DepositRef
 from screener.models.ledger import LedgerAccount
 from screener_base.errors import IdempotencyConflict, LedgerError
 from tests.support.ledger_model import NOW, snapshot

@@ -21,15 +21,16 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 from sqlmodel import Session, func, select
 
-from screener import ledger, review
-from screener.audit import verify_chain
 from screener.db import make_engine, session_scope, upgrade
-from screener.ledger_rules import TransferSpec
-from screener.ledger_verify import verify_ledger
+from screener.ledger import store as ledger
+from screener.ledger.audit import verify_chain
+from screener.ledger.rules import TransferSpec
+from screener.ledger.verify import verify_ledger
 from screener.models.deposits import Deposit
 from screener.models.ledger import Hold, LedgerTransfer
+from screener.review import service as review
+from screener.screening.verdicts import Decision, Finding, Severity, Verdict
 from screener.settings import Settings
-from screener.verdicts import Decision, Finding, Severity, Verdict
 from screener_base.errors import IdempotencyConflict, LedgerError, ReviewError
 from tests.support.ledger_model import NOW, ModelDeposit, ModelRejected, ReviewModel, make_deposit
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from sanctions_lists.advanced_writer import load_per_asset_lists, render
 from sanctions_lists.ofac import NS_SLS
+from tests.support.advanced_writer import load_per_asset_lists, render
 from tests.support.http_server import Reply, serve
 
 SCREENER = Path(sys.executable).with_name("screener")

@@ -20,15 +20,16 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from sanctions_lists.advanced_writer import load_per_asset_lists, render
 from sanctions_lists.snapshot import Diff
-from screener import decisions, lists_store
 from screener.db import make_engine, session_scope, upgrade
+from screener.decide import decide as decisions
+from screener.decide.rescreen import make_list_hook
+from screener.lists import store as lists_store
 from screener.models.deposits import Deposit
 from screener.models.ledger import ReviewFlag
 from screener.models.screening import IndexCursor
-from screener.rescreen import make_list_hook
 from screener.settings import Settings
+from tests.support.advanced_writer import load_per_asset_lists, render
 from tests.support.screening_env import make_deposit
 
 pytestmark = pytest.mark.postgres

@@ -17,16 +17,16 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, func, select
 
-from sanctions_lists.advanced_writer import load_per_asset_lists, render
 from sanctions_lists.bundle import bundled_path
 from sanctions_lists.ofac import NS_SLS
 from sanctions_lists.snapshot import Diff
-from screener import lists_store
 from screener.db import session_scope
+from screener.lists import store as lists_store
 from screener.models.lists import ListRefresh, ListVersion
 from screener.settings import ListSettings, Settings
 from screener_base.clock import ensure_utc
 from screener_base.errors import ListError, ScreeningUnavailable
+from tests.support.advanced_writer import load_per_asset_lists, render
 from tests.support.http_server import Reply, serve
 
 NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)

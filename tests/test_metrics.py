@@ -8,14 +8,14 @@ import httpx
 import pytest
 from sqlalchemy.engine import Engine
 
-from screener import review
 from screener.db import session_scope
-from screener.metrics import Family, MetricsServer, ProcessStats, exposition, render
 from screener.models.chain import ScanCursor
 from screener.models.daemon import ChainStatus, RpcEndpointErrors
+from screener.ops.metrics import Family, MetricsServer, ProcessStats, exposition, render
+from screener.ops.status import collect
+from screener.review import service as review
+from screener.screening.verdicts import Decision, Finding, Severity, Verdict
 from screener.settings import Settings
-from screener.status import collect
-from screener.verdicts import Decision, Finding, Severity, Verdict
 from screener_base.errors import ConfigError
 from tests.support.daemon_proc import parse_metrics as parse
 from tests.support.ledger_model import NOW, make_deposit
@@ -97,9 +97,9 @@ def test_served_over_http(engine: Engine) -> None:
 
 
 def test_rpc_errors_are_totalled_per_redacted_endpoint(engine: Engine) -> None:
-    from screener.chain_runtime import build_chain_runtime
-    from screener.daemon_state import flush_rpc_errors
-    from screener.devnet.anvil import free_port
+    from screener.daemon.state import flush_rpc_errors
+    from screener.demo.devnet.anvil import free_port
+    from screener.pipeline.runtime import build_chain_runtime
     from screener_base.errors import ChainError
     from tests.support.chain_env import FAST_RETRY
 

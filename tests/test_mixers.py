@@ -20,8 +20,8 @@ from chains.mixers import (
     scan_withdrawals,
 )
 from screener.db import session_scope
-from screener.devnet import mixer
-from screener.indexes import coverage_gap, scan_mixer_index, withdrawals_to
+from screener.demo.devnet import mixer
+from screener.indexes.store import coverage_gap, scan_mixer_index, withdrawals_to
 from screener.models.screening import IndexCursor, IndexKind, MixerWithdrawalRow
 from screener.settings import Settings
 from screener_base.addresses import Family

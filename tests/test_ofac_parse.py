@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from sanctions_lists.advanced_writer import load_per_asset_lists, render
 from sanctions_lists.build_bundle import build_rows
 from sanctions_lists.bundle import bundled_path, encode_bundle
 from sanctions_lists.formats import parse_file
@@ -19,6 +18,7 @@ from sanctions_lists.sdn_csv import NOTE_CUT, parse_sdn_csv
 from sanctions_lists.snapshot import Snapshot, diff
 from screener_base.addresses import tron_to_hex20
 from screener_base.errors import AddressError, ListError
+from tests.support.advanced_writer import load_per_asset_lists, render
 
 DATES = ["2022-09-03", "2022-11-09", "2023-09-27", "2024-09-27", "2025-03-05", "2025-03-22", "2025-05-30"]
 

@@ -11,10 +11,10 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from screener.db import make_engine, session_scope
-from screener.devnet.anvil import Anvil
+from screener.demo.devnet.anvil import Anvil
 from screener.models.chain import ScanCursor
 from screener.models.deposits import Deposit, DepositStatus
-from screener.pipeline import tick
+from screener.pipeline.tick import tick
 from tests.support.chain_env import (
     CHAIN,
     ChainEnv,
@@ -137,7 +137,7 @@ def test_decide_failure_records_nothing_and_keeps_the_cursor(env: ChainEnv, engi
 @pytest.mark.parametrize("amount", [1, 2**63 + 12345, 10**30 + 1, 2**256 - 1])
 def test_18_decimal_amounts_exact(anvil: Anvil, engine: Engine, db_url: str, amount: int) -> None:
     """BSC's Binance-Peg tokens have 18 decimals: amounts beyond 2**63 must survive both stores exactly."""
-    from screener.devnet import deploy as dv
+    from screener.demo.devnet import deploy as dv
 
     usdt, usdc = dv.deploy_tether_like(anvil, "USDT", 18), dv.deploy_fiat_token_like(anvil, "USDC", 18)
     sender = dv.accounts(anvil)[1]

@@ -13,10 +13,10 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from screener.devnet.anvil import Anvil
+from screener.demo.devnet.anvil import Anvil
 from screener.models.deposits import Deposit
-from screener.pipeline import BlockRangeError, backfill
-from screener.pipeline_backfill import plan_range
+from screener.pipeline.backfill import plan_range
+from screener.pipeline.tick import BlockRangeError, backfill
 from tests.support.chain_env import (
     CHAIN,
     deposit_address,

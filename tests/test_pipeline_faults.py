@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 
 from chains.rpc_errors import RpcUnavailable
 from chains.scanning import NodeBehind
-from screener.devnet.anvil import Anvil
+from screener.demo.devnet.anvil import Anvil
 from tests.support.chain_env import (
     CHAIN,
     ChainEnv,

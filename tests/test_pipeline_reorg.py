@@ -17,11 +17,11 @@ from sqlmodel import Session
 
 from chains.scanning import DeepReorg, NodeBehind, NodeInconsistent
 from screener.db import session_scope
-from screener.devnet import deploy as dv
-from screener.devnet.anvil import Anvil, run_anvil
+from screener.demo.devnet import deploy as dv
+from screener.demo.devnet.anvil import Anvil, run_anvil
 from screener.models.chain import ScanCursor
 from screener.models.deposits import Deposit
-from screener.pipeline import tick
+from screener.pipeline.tick import tick
 from tests.support.chain_env import (
     CHAIN,
     ChainEnv,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from sqlalchemy.engine import Engine
 
-from screener.devnet.anvil import Anvil
+from screener.demo.devnet.anvil import Anvil
 from screener_base.addresses import hex_to_tron, tron_to_hex20
 from tests.support.chain_env import (
     deposit_address,

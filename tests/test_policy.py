@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from screener.screening import (
+from screener.screening.policy import (
     BlacklistFact,
     Check,
     DepositFacts,
@@ -23,8 +23,8 @@ from screener.screening import (
     screen,
     two_hop_applies,
 )
+from screener.screening.verdicts import Decision, Finding, Severity
 from screener.settings import ScreeningSettings
-from screener.verdicts import Decision, Finding, Severity
 from screener_base.addresses import Family
 
 T0 = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)

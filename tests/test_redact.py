@@ -13,15 +13,15 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
-from screener.chain_runtime import build_chain_runtime
 from screener.cli.runtime import _text
-from screener.daemon_state import flush_rpc_errors
+from screener.daemon.state import flush_rpc_errors
 from screener.db import make_engine, session_scope, upgrade
-from screener.devnet.anvil import free_port
-from screener.metrics import ProcessStats, exposition
+from screener.demo.devnet.anvil import free_port
 from screener.models.daemon import RpcEndpointErrors
+from screener.ops.metrics import ProcessStats, exposition
+from screener.ops.status import collect
+from screener.pipeline.runtime import build_chain_runtime
 from screener.settings import Settings
-from screener.status import collect
 from screener_base.errors import ChainError
 from screener_base.redact import endpoint_labels, redact_text, redact_url
 from tests.support.chain_env import FAST_RETRY

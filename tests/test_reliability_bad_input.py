@@ -20,14 +20,14 @@ from pathlib import Path
 
 import pytest
 
-from sanctions_lists.advanced_writer import load_per_asset_lists, render
 from sanctions_lists.ofac import NS_SLS
-from screener import review
 from screener.db import make_engine, session_scope, upgrade
 from screener.models.deposits import Deposit
+from screener.review import service as review
+from screener.screening.verdicts import Decision, Finding, Severity, Verdict
 from screener.settings import Settings, load_settings
-from screener.verdicts import Decision, Finding, Severity, Verdict
 from screener_base.errors import ConfigError
+from tests.support.advanced_writer import load_per_asset_lists, render
 from tests.support.http_server import Reply, serve
 from tests.support.ledger_model import NOW, make_deposit
 from tests.support.pg import fresh_pg_database

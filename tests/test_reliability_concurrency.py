@@ -28,18 +28,18 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
-from screener import demo_world as dw
-from screener import review
-from screener.chain_runtime import build_chain_runtime
 from screener.db import make_engine, session_scope
-from screener.decisions import make_decider
-from screener.deposit_addresses import add_address
-from screener.devnet.anvil import Anvil, free_port, run_anvil
-from screener.index_sources import runtime_lookup
+from screener.decide.decide import make_decider
+from screener.demo import world as dw
+from screener.demo.devnet.anvil import Anvil, free_port, run_anvil
+from screener.indexes.sources import runtime_lookup
 from screener.models.daemon import Lease
 from screener.models.deposits import Deposit
 from screener.models.ledger import AuditEvent, Hold
-from screener.pipeline import tick
+from screener.pipeline.addresses import add_address
+from screener.pipeline.runtime import build_chain_runtime
+from screener.pipeline.tick import tick
+from screener.review import service as review
 from screener.settings import load_settings
 from screener_base.addresses import Family
 from screener_base.clock import utc_now

@@ -33,9 +33,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from screener import demo_world as dw
 from screener.db import make_engine, session_scope
-from screener.devnet.anvil import Anvil, free_port, run_anvil
+from screener.demo import world as dw
+from screener.demo.devnet.anvil import Anvil, free_port, run_anvil
 from screener.models.chain import ScanCursor
 from screener_base.clock import utc_now
 from tests.support import ground_truth as gt

@@ -24,7 +24,6 @@ from hypothesis import strategies as st
 
 from chains.codec import from_hex20, to_hex20
 from chains.transfers import TRANSFER_TOPIC0, Transfer, decode_transfer, decode_transfers
-from sanctions_lists.advanced_writer import Party, write_advanced_xml
 from sanctions_lists.bundle import FORMAT_ID, parse_bundle
 from sanctions_lists.entries import FEATURE_PREFIX, ParsedList
 from sanctions_lists.formats import parse_file
@@ -34,6 +33,7 @@ from sanctions_lists.snapshot import Snapshot, diff
 from screener_base import addresses as ad
 from screener_base.addresses import Family
 from screener_base.errors import AddressError, ListError, ScreenerError
+from tests.support.advanced_writer import Party, write_advanced_xml
 
 LONG = os.environ.get("SCREENER_LONG") == "1"
 FUZZ = settings(

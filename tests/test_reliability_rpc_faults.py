@@ -32,14 +32,14 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from chains.scanning import DeepReorg
-from screener import demo_world as dw
-from screener.chain_runtime import build_chain_runtime
 from screener.db import make_engine
-from screener.decisions import make_decider
-from screener.devnet import deploy
-from screener.devnet.anvil import Anvil
-from screener.index_sources import runtime_lookup
-from screener.pipeline import tick
+from screener.decide.decide import make_decider
+from screener.demo import world as dw
+from screener.demo.devnet import deploy
+from screener.demo.devnet.anvil import Anvil
+from screener.indexes.sources import runtime_lookup
+from screener.pipeline.runtime import build_chain_runtime
+from screener.pipeline.tick import tick
 from screener.settings import load_settings
 from screener_base.clock import utc_now
 from screener_base.errors import ScreenerError

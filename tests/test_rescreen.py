@@ -14,16 +14,16 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
-from sanctions_lists.advanced_writer import load_per_asset_lists, render
-from screener import lists_store
 from screener.db import session_scope
-from screener.decisions import decide_deposits
+from screener.decide.decide import decide_deposits
+from screener.decide.rescreen import make_list_hook
+from screener.lists import store as lists_store
 from screener.models.deposits import Deposit
 from screener.models.ledger import AuditEvent, Hold, ReviewFlag
 from screener.models.screening import IndexCursor
-from screener.rescreen import make_list_hook
+from screener.screening.verdicts import Decision
 from screener.settings import Settings
-from screener.verdicts import Decision
+from tests.support.advanced_writer import load_per_asset_lists, render
 from tests.support.screening_env import make_deposit
 
 TORNADO_ROUTER = "0xd90e2f925da726b50c4ed8d0fb90ad053324f31b"  # delisted 2025-03-21

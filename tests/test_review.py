@@ -8,12 +8,13 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
-from screener import ledger, review
 from screener.db import session_scope
+from screener.ledger import store as ledger
 from screener.models.deposits import Deposit, DepositStatus
 from screener.models.ledger import Hold, HoldState, ReviewFlag
+from screener.review import service as review
+from screener.screening.verdicts import Decision, Finding, Severity, Verdict
 from screener.settings import Settings
-from screener.verdicts import Decision, Finding, Severity, Verdict
 from screener_base.clock import ensure_utc
 from screener_base.errors import ReviewError
 from tests.support.ledger_model import NOW, make_deposit, snapshot
@@ -304,7 +305,7 @@ def test_overdue_holds_and_sla_breach_recorded_once(engine: Engine) -> None:
 
 
 def test_notes_and_annotations_go_to_history(engine: Engine) -> None:
-    from screener.review_queries import hold_detail
+    from screener.review.queries import hold_detail
 
     _, hold_id = _decide(engine, make_deposit(1), HOLD)
     assert hold_id is not None

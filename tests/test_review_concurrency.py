@@ -14,12 +14,13 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from screener import ledger, review
-from screener.audit import verify_chain
 from screener.db import make_engine, session_scope, upgrade
-from screener.ledger_verify import verify_ledger
+from screener.ledger import store as ledger
+from screener.ledger.audit import verify_chain
+from screener.ledger.verify import verify_ledger
+from screener.review import service as review
+from screener.screening.verdicts import Decision, Finding, Severity, Verdict
 from screener.settings import Settings
-from screener.verdicts import Decision, Finding, Severity, Verdict
 from screener_base.errors import ReviewError
 from tests.support.ledger_model import NOW, make_deposit
 

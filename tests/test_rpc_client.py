@@ -17,7 +17,7 @@ from chains.rpc_errors import (
     classify_rpc_error,
     parse_range_hint,
 )
-from screener.devnet.anvil import Anvil, free_port
+from screener.demo.devnet.anvil import Anvil, free_port
 from screener_base.redact import redact_text, redact_url
 from tests.support.proxy import Fault, FaultProxy
 

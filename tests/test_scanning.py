@@ -11,8 +11,8 @@ from chains.rpc import RetryPolicy, RpcClient
 from chains.rpc_errors import RpcRequestError
 from chains.scanning import RangeSizer, TagSupport, fetch_logs, make_query, read_heads
 from chains.transfers import TRANSFER_TOPIC0, decode_transfers
-from screener.devnet import deploy as dv
-from screener.devnet.anvil import Anvil
+from screener.demo.devnet import deploy as dv
+from screener.demo.devnet.anvil import Anvil
 from tests.support.proxy import Fault, FaultProxy
 
 FAST = RetryPolicy(max_attempts=2, backoff_initial_s=0.001, backoff_max_s=0.001)

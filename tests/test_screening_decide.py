@@ -10,15 +10,15 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
-from screener import lists_store
 from screener.db import session_scope
-from screener.decisions import decide_deposits, make_decider
-from screener.devnet import mixer
-from screener.indexes import IndexSource, catch_up, scan_mixer_index
+from screener.decide.decide import decide_deposits, make_decider
+from screener.demo.devnet import mixer
+from screener.indexes.store import IndexSource, catch_up, scan_mixer_index
+from screener.lists import store as lists_store
 from screener.models.deposits import Deposit, DepositStatus
 from screener.models.ledger import ReviewFlag
+from screener.screening.verdicts import Decision, Verdict
 from screener.settings import Settings
-from screener.verdicts import Decision, Verdict
 from tests.support.anvil import Anvil
 from tests.support.screening_env import CountingFetcher, anvil_source, make_deposit
 

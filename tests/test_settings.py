@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from screener.daemon import check_config
+from screener.daemon.worker import check_config
 from screener.settings import load_settings
 from screener_base.errors import ConfigError
 

@@ -20,7 +20,7 @@ MAX_CSV_BYTES = 200 * 1024 * 1024
 
 
 def _family_of() -> Any:
-    from screener.chain_runtime import spec_from_settings
+    from screener.pipeline.runtime import spec_from_settings
 
     settings = state().settings
 
@@ -42,7 +42,7 @@ def add_cmd(
 ) -> None:
     """Register one deposit address."""
     from screener.db import session_scope
-    from screener.deposit_addresses import add_address, validate
+    from screener.pipeline.addresses import add_address, validate
     from screener_base.addresses import display
     from screener_base.clock import utc_now
 
@@ -62,7 +62,7 @@ def remove_cmd(
 ) -> None:
     """Unregister one deposit address (e.g. a wrong registration); deposits already recorded stay as they are."""
     from screener.db import session_scope
-    from screener.deposit_addresses import remove_address
+    from screener.pipeline.addresses import remove_address
     from screener_base.addresses import display
     from screener_base.clock import utc_now
 
@@ -87,7 +87,7 @@ def import_cmd(
     """Import addresses from CSV: every row is checked first; one bad row means nothing is imported."""
     file = Path(file_name)
     from screener.db import session_scope
-    from screener.deposit_addresses import import_csv
+    from screener.pipeline.addresses import import_csv
     from screener_base.clock import utc_now
 
     try:
@@ -109,9 +109,9 @@ def list_cmd(
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
     """Registered deposit addresses, by chain."""
-    from screener.chain_runtime import spec_from_settings
     from screener.db import session_scope
-    from screener.deposit_addresses import list_addresses
+    from screener.pipeline.addresses import list_addresses
+    from screener.pipeline.runtime import spec_from_settings
     from screener_base.addresses import display, infer_family
 
     settings = state().settings

@@ -18,9 +18,9 @@ def verify_cmd(as_json: bool = typer.Option(False, "--json", help="machine-reada
     Exits non-zero naming the first broken event. Note the head hash it prints: keeping it somewhere else
     (a ticket, a log shipper) lets a later run prove the whole chain was not rewritten since.
     """
-    from screener.audit import verify_chain
     from screener.db import is_postgres, session_scope
-    from screener.ledger_verify import verify_ledger
+    from screener.ledger.audit import verify_chain
+    from screener.ledger.verify import verify_ledger
 
     engine = state().engine()
     if is_postgres(engine):

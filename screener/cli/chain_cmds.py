@@ -19,9 +19,9 @@ def backfill_cmd(
     """Scan a past block range for deposits to registered addresses; record and screen each new one once."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from screener.decisions import make_decider
-    from screener.index_sources import runtime_lookup
-    from screener.pipeline import backfill, build_chain_runtime
+    from screener.decide.decide import make_decider
+    from screener.indexes.sources import runtime_lookup
+    from screener.pipeline.tick import backfill, build_chain_runtime
 
     settings = state().settings
     engine = state().engine()

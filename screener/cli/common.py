@@ -36,7 +36,7 @@ class CliState:
         if self._settings is None:
             settings = load_settings(self.config_path)
             if settings.chains:
-                from screener.chain_runtime import check_chains  # imports chains/: only when chains are set
+                from screener.pipeline.runtime import check_chains  # imports chains/: only when chains are set
 
                 check_chains(settings)
             self._settings = settings

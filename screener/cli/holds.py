@@ -1,6 +1,6 @@
 """`screener holds ...`, `screener flags ...` and `screener balances`: finance staff's review commands.
 
-Thin: validate the input, open one transaction, call screener.review, print. Every refusal is a one-line
+Thin: validate the input, open one transaction, call screener.review.service, print. Every refusal is a one-line
 `error: ...` and rolls the transaction back, so a bad command changes nothing. Service modules are imported
 inside the commands to keep the CLI's start-up fast.
 """
@@ -54,7 +54,7 @@ def _operator_option() -> Any:
 
 
 def _hold_id(text: str | None) -> int:
-    from screener.review_rules import parse_hold_id
+    from screener.review.rules import parse_hold_id
 
     if not (text or "").strip():
         raise _id_required("hold")
@@ -83,8 +83,8 @@ def list_cmd(
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
     """Holds in one state (default: unresolved, i.e. open or awaiting approval), oldest first."""
-    from screener.holds_export import table
-    from screener.review_queries import hold_record, list_holds
+    from screener.cli.render import table
+    from screener.review.queries import hold_record, list_holds
 
     now = _now()
     with _session() as s:
@@ -122,7 +122,7 @@ def show_cmd(
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
     """One hold: the deposit, why it is held (findings), its ledger entries and its history."""
-    from screener.review_queries import hold_detail
+    from screener.review.queries import hold_detail
 
     hold_id = _hold_id(hold)
     with _session() as s:
@@ -178,8 +178,8 @@ def release_cmd(
     operator: str | None = _operator_option(),
 ) -> None:
     """Release a hold. BLOCK verdicts and large amounts then wait for `holds approve` by another operator."""
-    from screener import review
-    from screener.review_rules import hold_label, require_text
+    from screener.review import service as review
+    from screener.review.rules import hold_label, require_text
 
     hold_id, why = _hold_id(hold), require_text(reason, "--reason")
     operator = state().operator_id(operator)
@@ -200,8 +200,8 @@ def approve_cmd(
     operator: str | None = _operator_option(),
 ) -> None:
     """Approve a release requested by a different operator (four-eyes); the deposit is credited."""
-    from screener import review
-    from screener.review_rules import hold_label
+    from screener.review import service as review
+    from screener.review.rules import hold_label
 
     hold_id, operator = _hold_id(hold), state().operator_id(operator)
     with _session() as s:
@@ -221,8 +221,8 @@ def reject_cmd(
     operator: str | None = _operator_option(),
 ) -> None:
     """Reject a hold: the pending credit is voided and the funds move to `blocked` or `return_payable`."""
-    from screener import review
-    from screener.review_rules import hold_label, reject_target, require_text
+    from screener.review import service as review
+    from screener.review.rules import hold_label, reject_target, require_text
 
     hold_id, why = _hold_id(hold), require_text(reason, "--reason")
     if not (to or "").strip():
@@ -245,8 +245,8 @@ def note_cmd(
     operator: str | None = _operator_option(),
 ) -> None:
     """Add a note to a hold's history (any state)."""
-    from screener import review
-    from screener.review_rules import hold_label, require_text
+    from screener.review import service as review
+    from screener.review.rules import hold_label, require_text
 
     hold_id, note = _hold_id(hold), require_text(text, "note text")
     operator = state().operator_id(operator)
@@ -263,8 +263,8 @@ def export_cmd(
     hold_state: str = typer.Option("all", "--state", help="open|awaiting_approval|unresolved|released|rejected|all"),
 ) -> None:
     """Every hold (default: all states) as CSV or JSON on stdout, for reports and reconciliation."""
-    from screener.holds_export import check_format, render
-    from screener.review_queries import hold_record, list_holds
+    from screener.cli.render import check_format, render
+    from screener.review.queries import hold_record, list_holds
 
     fmt = check_format(fmt)
     now = _now()
@@ -283,10 +283,10 @@ def flags_list_cmd(
     """Review flags (default: open)."""
     from sqlmodel import col, select
 
-    from screener.holds_export import table
+    from screener.cli.render import table
     from screener.models.deposits import Deposit
-    from screener.review import list_flags
-    from screener.review_queries import flag_record
+    from screener.review.queries import flag_record
+    from screener.review.service import list_flags
 
     with _session() as s:
         flags = list_flags(s, flag_state.strip())
@@ -318,8 +318,8 @@ def flags_resolve_cmd(
     operator: str | None = _operator_option(),
 ) -> None:
     """Resolve a review flag with a reason."""
-    from screener.review import resolve_flag
-    from screener.review_rules import flag_label, parse_flag_id, require_text
+    from screener.review.rules import flag_label, parse_flag_id, require_text
+    from screener.review.service import resolve_flag
 
     if not (flag or "").strip():
         raise _id_required("flag")
@@ -339,9 +339,9 @@ def balances_cmd(
 
     Without an account, one line per asset checks that it balances. Raw base units are in --json.
     """
-    from screener import ledger
-    from screener.holds_export import table
-    from screener.review_queries import account_record, asset_decimals, asset_totals
+    from screener.cli.render import table
+    from screener.ledger import store as ledger
+    from screener.review.queries import account_record, asset_decimals, asset_totals
 
     with _session() as s:
         accounts = ledger.list_accounts(s, account.strip() if account else None)

@@ -40,8 +40,8 @@ def refresh_cmd(
     source: str | None = typer.Option(None, "--source", help="URL or file to read (default: lists.source_url)"),
 ) -> None:
     """Fetch the list and activate it if it passes the guards; one summary line; exit 0 updated/unchanged."""
-    from screener import lists_store
-    from screener.rescreen import make_list_hook
+    from screener.decide.rescreen import make_list_hook
+    from screener.lists import store as lists_store
     from screener_base.clock import utc_now
 
     cli = state()
@@ -54,7 +54,7 @@ def refresh_cmd(
 
 
 def _status_data(version: ListVersion, previous: ListVersion | None, now: datetime) -> dict[str, Any]:
-    from screener import lists_store
+    from screener.lists import store as lists_store
 
     cli = state()
     age_h = lists_store.list_age(version, now).total_seconds() / 3600
@@ -102,8 +102,8 @@ def _print_status(data: dict[str, Any], last: Any) -> None:
 @handle_errors
 def status_cmd(as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
     """Active version, provenance, age and counts; exit 1 when the list is stale."""
-    from screener import lists_store
     from screener.db import session_scope
+    from screener.lists import store as lists_store
     from screener_base.clock import utc_now
 
     now = utc_now()
@@ -143,8 +143,8 @@ def diff_cmd(
     newer: str | None = typer.Argument(None, metavar="V2", help="newer version id (default: the active one)"),
 ) -> None:
     """Entries added (+) and removed (-) between two versions."""
-    from screener import lists_store
     from screener.db import session_scope
+    from screener.lists import store as lists_store
     from screener_base.clock import utc_now
     from screener_base.errors import ListError
 
@@ -174,7 +174,7 @@ EXIT_LISTED = 1
 
 def _lookup_target(address: str, chain: str | None) -> tuple[Family, str]:
     """(family, canonical form) to look ``address`` up under; AddressError/ConfigError (exit 2) if it is none."""
-    from screener.chain_runtime import spec_from_settings
+    from screener.pipeline.runtime import spec_from_settings
     from screener_base.addresses import Family, canonical, evm_canonical, infer_family, tron_to_hex20
     from screener_base.errors import AddressError
 
@@ -216,8 +216,8 @@ def check_cmd(
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
     """Look ADDRESS up in the active list version; exit 0 not listed, 1 listed, 2 bad input (see _CHECK_HELP)."""
-    from screener import lists_store
     from screener.db import session_scope
+    from screener.lists import store as lists_store
     from screener_base.clock import utc_now
 
     family, canon = _lookup_target(address, chain)

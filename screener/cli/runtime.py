@@ -16,8 +16,8 @@ EXIT_UNCLEAN_STOP = 3
 @handle_errors
 def run_cmd() -> None:
     """Run the worker: poll the configured chains, screen, credit or hold, refresh lists, alert. Stop: Ctrl-C."""
-    from screener.daemon import Daemon
-    from screener.logging_setup import configure_logging
+    from screener.daemon.worker import Daemon
+    from screener.ops.logging_setup import configure_logging
 
     settings = state().settings
     configure_logging(settings.logging)
@@ -37,7 +37,7 @@ def _ago(seconds: float | None) -> str:
 
 
 def _text(snap: Any, max_list_age_h: float) -> str:
-    from screener.holds_export import table
+    from screener.cli.render import table
 
     lines = [f"status at {snap.at.isoformat(timespec='seconds')}"]
     if snap.chains:
@@ -80,7 +80,7 @@ def _text(snap: Any, max_list_age_h: float) -> str:
 def status_cmd(as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
     """Chains (head, safe head, cursor, lag), deposits, holds, list version and age, alerts, workers."""
     from screener.db import session_scope
-    from screener.status import collect
+    from screener.ops.status import collect
     from screener_base.clock import utc_now
 
     cli = state()
@@ -101,7 +101,7 @@ def demo_cmd(
     """Local devnet, four deposits (clean, OFAC-listed, mixer-funded), the real daemon, then holds and balances."""
     from pathlib import Path
 
-    from screener.demo import run_demo
+    from screener.demo.run import run_demo
 
     report = run_demo(Path(workdir), echo=typer.echo, timeout_s=timeout_s)
     if report.credited == 0 or report.held == 0:

@@ -16,7 +16,7 @@ class Lease(SQLModel, table=True):
     """Who may run one chain's poll or one singleton job, until ``expires_at``.
 
     ``token`` grows by one every time a different worker instance takes the lease (a fencing token): work
-    done under an older token is refused at commit (screener.leases).
+    done under an older token is refused at commit (screener.daemon.leases).
     """
 
     __tablename__ = "leases"

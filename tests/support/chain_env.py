@@ -13,13 +13,13 @@ from sqlmodel import Session, select
 
 from chains.rpc import RetryPolicy
 from chains.transfers import TRANSFER_TOPIC0
-from screener.chain_runtime import ChainRuntime, build_chain_runtime
 from screener.db import session_scope
-from screener.deposit_addresses import add_address
-from screener.devnet import deploy as dv
-from screener.devnet.anvil import Anvil
+from screener.demo.devnet import deploy as dv
+from screener.demo.devnet.anvil import Anvil
 from screener.models.deposits import Deposit, DepositStatus
-from screener.pipeline import TickResult, tick
+from screener.pipeline.addresses import add_address
+from screener.pipeline.runtime import ChainRuntime, build_chain_runtime
+from screener.pipeline.tick import TickResult, tick
 from screener.settings import Settings
 from screener_base.clock import utc_now
 from screener_base.errors import ChainError
@@ -91,7 +91,7 @@ def runtime(settings: Settings, chain: str = CHAIN, retry: RetryPolicy = FAST_RE
 
 
 def register(engine: Engine, settings: Settings, chain: str, mapping: dict[str, str]) -> None:
-    from screener.chain_runtime import spec_from_settings
+    from screener.pipeline.runtime import spec_from_settings
 
     family = spec_from_settings(settings, chain).family
     with session_scope(engine) as session:

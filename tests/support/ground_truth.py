@@ -19,11 +19,11 @@ from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from chains.transfers import TRANSFER_TOPIC0
-from screener import demo_world as dw
-from screener.audit import verify_chain
 from screener.db import session_scope
-from screener.devnet import deploy
-from screener.ledger_verify import verify_ledger
+from screener.demo import world as dw
+from screener.demo.devnet import deploy
+from screener.ledger.audit import verify_chain
+from screener.ledger.verify import verify_ledger
 from screener.models.deposits import Deposit
 from screener.models.ledger import Hold, LedgerAccount, LedgerTransfer
 

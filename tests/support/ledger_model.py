@@ -1,4 +1,4 @@
-"""An in-memory model of the ledger and of hold review, written independently of screener.ledger_rules,
+"""An in-memory model of the ledger and of hold review, written independently of screener.ledger.rules,
 plus small helpers the ledger/review/audit tests share (deposit factory, table snapshots)."""
 
 from __future__ import annotations

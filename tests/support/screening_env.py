@@ -6,8 +6,8 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from screener.devnet.anvil import Anvil
-from screener.indexes import BlacklistToken, IndexSource
+from screener.demo.devnet.anvil import Anvil
+from screener.indexes.store import BlacklistToken, IndexSource
 from screener.models.deposits import Deposit
 from screener_base.addresses import Family
 

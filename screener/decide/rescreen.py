@@ -1,0 +1,188 @@
+"""Retroactive screening: when the sanctions list or the mixer/blacklist indexes learn something new,
+deposits already decided are looked at again. Money never moves here:
+
+- a credited (or released/returned) deposit gets a review flag;
+- an open hold gets escalated to BLOCK (new OFAC match) or annotated (new heuristic evidence, or its OFAC
+  match was removed from the list). A hold is never released automatically, whatever was removed.
+
+Findings are built by the same pure policy (screener.screening.policy) that decides new deposits, so a retroactive
+flag carries the same evidence a fresh decision would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlmodel import Session, col, or_, select
+
+from sanctions_lists.entries import Entry
+from sanctions_lists.snapshot import Diff
+from screener.indexes.store import blacklist_facts, deposits_touching, withdrawals_to
+from screener.models.deposits import Deposit, DepositStatus
+from screener.models.ledger import Hold, HoldState
+from screener.models.screening import IndexKind
+from screener.review import service as review
+from screener.screening.policy import (
+    RULE_ISSUER_BLACKLIST,
+    RULE_MIXER_RECIPIENT,
+    RULE_OFAC,
+    DepositFacts,
+    ListHit,
+    ScreeningInput,
+    screen,
+)
+from screener.screening.verdicts import Decision, Finding, Severity, Verdict
+from screener.settings import Settings, load_settings
+from screener_base.addresses import Family
+from screener_base.clock import ensure_utc, utc_now
+
+SCREENED_FAMILIES = (Family.EVM.value, Family.TRON.value)
+DECIDED = (DepositStatus.CREDITED, DepositStatus.RELEASED, DepositStatus.REJECTED, DepositStatus.HELD)
+_CHUNK = 500  # addresses per IN (...) query
+
+
+def _chunks(items: Sequence[str]) -> Iterable[list[str]]:
+    for i in range(0, len(items), _CHUNK):
+        yield list(items[i : i + _CHUNK])
+
+
+def _hits(facts: DepositFacts, entries_by_address: dict[str, list[Entry]]) -> tuple[ListHit, ...]:
+    hits = []
+    for party, address in facts.parties():
+        for e in entries_by_address.get(address, ()):
+            hits.append(ListHit(party, address, e.address, e.tag, e.entity, e.programs, e.profile_id))
+    return tuple(hits)
+
+
+def on_list_activated(
+    session: Session,
+    old_version_id: int | None,
+    new_version_id: int,
+    diff: Diff,
+    *,
+    settings: Settings | None = None,
+    now: datetime | None = None,
+) -> dict[str, int]:
+    """Called by lists_store.refresh in the activation's transaction; returns counts for the caller's log.
+
+    Without ``settings`` (the lists CLI finds this hook by name) they are loaded as the CLI would without
+    --config: $SCREENER_CONFIG or ./screener.toml; callers holding settings should use make_list_hook.
+    """
+    settings = settings or load_settings()
+    now = ensure_utc(now or utc_now())
+    counts = _rescreen_added(session, new_version_id, diff, settings, now)
+    counts["annotated"] = _annotate_removed(session, new_version_id, diff, now)
+    return counts
+
+
+def make_list_hook(settings: Settings) -> Callable[[Session, int | None, int, Diff], dict[str, int]]:
+    """``on_list_activated`` bound to the caller's settings (the daemon passes this to lists_store.refresh)."""
+
+    def hook(session: Session, old_version_id: int | None, new_version_id: int, diff: Diff) -> dict[str, int]:
+        return on_list_activated(session, old_version_id, new_version_id, diff, settings=settings)
+
+    return hook
+
+
+def _rescreen_added(session: Session, version_id: int, diff: Diff, settings: Settings, now: datetime) -> dict[str, int]:
+    """Deposits in the lookback window from newly listed addresses: flag if credited, BLOCK if held."""
+    added: dict[str, list[Entry]] = {}
+    for entry in diff.added:
+        if entry.family in SCREENED_FAMILIES:
+            added.setdefault(entry.canonical, []).append(entry)
+    since = now - timedelta(days=settings.lists.rescreen_lookback_days)
+    counts = {"flagged": 0, "escalated": 0}
+    for chunk in _chunks(sorted(added)):
+        for deposit in deposits_touching(session, chunk, DECIDED):
+            facts = DepositFacts.of(deposit)
+            if facts.block_time < since:
+                continue
+            verdict = screen(ScreeningInput(facts, version_id, list_hits=_hits(facts, added)), settings.screening, now)
+            ofac = tuple(f for f in verdict.findings if f.rule_id == RULE_OFAC)
+            if not ofac:
+                continue
+            if deposit.verdict == Decision.BLOCK.value:
+                continue  # already blocked (held or rejected to the blocked account): nothing to add
+            was = deposit.status
+            # apply_verdict routes a stricter verdict on a decided deposit: escalate the hold, or flag the credit.
+            review.apply_verdict(session, deposit, Verdict(Decision.BLOCK, ofac, version_id, now), settings, now)
+            counts["escalated" if was == DepositStatus.HELD else "flagged"] += 1
+    return counts
+
+
+def _open_holds_from(session: Session, addresses: list[str]) -> list[tuple[Hold, Deposit]]:
+    stmt = (
+        select(Hold, Deposit)
+        .join(Deposit, col(Deposit.id) == col(Hold.deposit_id))
+        .where(col(Hold.state).in_(HoldState.UNRESOLVED))
+        .where(or_(col(Deposit.from_address).in_(addresses), col(Deposit.initiator).in_(addresses)))
+        .order_by(col(Hold.id))
+    )
+    return [(h, d) for h, d in session.exec(stmt)]
+
+
+def _annotate_removed(session: Session, version_id: int, diff: Diff, now: datetime) -> int:
+    """Open holds whose OFAC match is no longer listed get a note saying so; they stay held."""
+    removed = sorted({canon for family, canon in diff.removed_addresses if family in SCREENED_FAMILIES})
+    count = 0
+    for chunk in _chunks(removed):
+        gone = set(chunk)
+        for hold, deposit in _open_holds_from(session, chunk):
+            findings = [Finding.from_json(f) for f in deposit.findings]
+            ofac = [f for f in findings if f.rule_id == RULE_OFAC]
+            cleared = sorted({f.matched_address or "" for f in ofac if f.matched_address in gone})
+            if not cleared:
+                continue
+            still = sorted({f.matched_address or "" for f in ofac} - set(cleared))
+            others = sorted({f.rule_id for f in findings if f.rule_id != RULE_OFAC and f.severity != Severity.INFO})
+            text = (
+                f"OFAC match {', '.join(cleared)} is not on list version {version_id} any more; "
+                + (f"still listed: {', '.join(still)}; " if still else "no OFAC match remains; ")
+                + (f"other findings remain: {', '.join(others)}; " if others else "")
+                + "the hold is not released automatically: a person decides"
+            )
+            review.annotate_hold(session, hold.id or 0, text, review.SYSTEM_ACTOR, now)
+            count += 1
+    return count
+
+
+def apply_index_facts(session: Session, kind: str, rows: Sequence[Any], settings: Settings, now: datetime) -> int:
+    """New mixer withdrawals or blacklist additions: re-screen decided deposits of those addresses."""
+    if kind == IndexKind.MIXER:
+        rule, addresses = RULE_MIXER_RECIPIENT, sorted({r.recipient for r in rows})
+    else:
+        rule, addresses = RULE_ISSUER_BLACKLIST, sorted({r.address for r in rows if r.action == "added"})
+    evidence = {r.tx_hash for r in rows}
+    touched = 0
+    for chunk in _chunks(addresses):
+        for deposit in deposits_touching(session, chunk, DECIDED):
+            facts = DepositFacts.of(deposit)
+            parties = [a for _, a in facts.parties()]
+            inp = ScreeningInput(
+                facts,
+                deposit.list_version_id,
+                withdrawals=tuple(withdrawals_to(session, parties)) if kind == IndexKind.MIXER else (),
+                blacklist=tuple(blacklist_facts(session, parties)) if kind == IndexKind.BLACKLIST else (),
+            )
+            found = [
+                f
+                for f in screen(inp, settings.screening, now).findings
+                if f.rule_id == rule and f.severity is Severity.REVIEW and f.evidence_tx in evidence
+            ]
+            if found and _act_on(session, deposit, found, now):
+                touched += 1
+    return touched
+
+
+def _act_on(session: Session, deposit: Deposit, findings: list[Finding], now: datetime) -> bool:
+    summary = Verdict(Decision.HOLD, tuple(findings)).summary
+    if deposit.status == DepositStatus.HELD:
+        hold = review.hold_for_deposit(session, deposit.id or 0)
+        if hold is None or hold.state not in HoldState.UNRESOLVED:
+            return False
+        review.annotate_hold(session, hold.id or 0, f"new evidence after the decision: {summary}", "system", now)
+        return True
+    review.raise_review_flag(session, deposit, findings, f"new evidence after the credit: {summary}", now)
+    return True

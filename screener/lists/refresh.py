@@ -1,0 +1,214 @@
+"""The refresh of the sanctions list: fetch, parse, guard, activate (see screener.lists.store.refresh).
+
+Fetching and parsing happen outside any transaction; only the final decision takes the active version's
+lock (``lists_store.lock_active_version(exclusive=True)``: on PostgreSQL an EXCLUSIVE table lock, which waits
+for the screening transactions holding the version FOR SHARE, then FOR UPDATE; BEGIN IMMEDIATE on SQLite),
+re-reads it, and either marks it verified (same sha256) or vets and activates the candidate, so two workers
+refreshing at once activate one version and the re-screen hook sees every deposit screened against the old one.
+A candidate published before the active version is rejected: an old copy must not unlist addresses.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from sanctions_lists.candidate import build_candidate, vet_candidate
+from sanctions_lists.fetch import fetch
+from sanctions_lists.snapshot import Snapshot, diff
+from screener.db import session_scope
+from screener.lists.store import (
+    OnActivated,
+    RefreshResult,
+    active_version,
+    ensure_active,
+    insert_version,
+    load_snapshot,
+    lock_active_version,
+)
+from screener.models.lists import ListRefresh, ListVersion, RefreshStatus
+from screener.settings import Settings
+from screener_base.clock import ensure_utc
+from screener_base.errors import ListError, ScreenerError
+
+ACTIVATION_ATTEMPTS = 3
+BUNDLE_FORMAT = "bundle"
+
+
+def _record(
+    session: Session,
+    source: str,
+    status: str,
+    reason: str,
+    now: datetime,
+    *,
+    sha256: str | None,
+    size_bytes: int | None,
+    entry_count: int | None,
+    version_id: int | None,
+) -> None:
+    session.add(
+        ListRefresh(
+            attempted_at=now,
+            source=source[:1024],
+            status=status,
+            reason=reason,
+            sha256=sha256,
+            size_bytes=size_bytes,
+            entry_count=entry_count,
+            version_id=version_id,
+        )
+    )
+
+
+def _mark_unchanged(
+    session: Session, active: ListVersion, source: str, now: datetime, size: int | None
+) -> RefreshResult:
+    # Re-reading the bundled snapshot proves nothing about OFAC today: it stays as old as its publication.
+    if active.source_format != BUNDLE_FORMAT and ensure_utc(active.last_verified_at) < now:
+        active.last_verified_at = now
+        session.add(active)
+    _record(
+        session,
+        source,
+        RefreshStatus.UNCHANGED,
+        "same sha256 as the active version",
+        now,
+        sha256=active.sha256,
+        size_bytes=size,
+        entry_count=active.entry_count,
+        version_id=active.id,
+    )
+    return RefreshResult(RefreshStatus.UNCHANGED, active.id, "", sha256=active.sha256, entry_count=active.entry_count)
+
+
+def _activate(
+    session: Session, active: ListVersion, candidate: Snapshot, now: datetime, on_activated: OnActivated | None
+) -> RefreshResult:
+    prov = candidate.provenance
+    assert prov is not None
+    change = diff(load_snapshot(session, active), candidate)
+    verified_at = (prov.published_at or now) if prov.source_format == BUNDLE_FORMAT else now
+    new_id = insert_version(session, active.seq + 1, candidate, now, verified_at)
+    if on_activated is not None:
+        try:
+            on_activated(session, active.id, new_id, change)
+        except ScreenerError as exc:
+            raise ListError(
+                f"the activation hook failed, so the new list was not activated: {exc}",
+                "fix the cause and run the refresh again",
+            ) from exc
+    _record(
+        session,
+        prov.source,
+        RefreshStatus.UPDATED,
+        change.summary(),
+        now,
+        sha256=prov.sha256,
+        size_bytes=prov.size_bytes,
+        entry_count=len(candidate),
+        version_id=new_id,
+    )
+    return RefreshResult(
+        RefreshStatus.UPDATED, new_id, "", len(change.added), len(change.removed), prov.sha256, len(candidate)
+    )
+
+
+def _refuse_older(candidate: Snapshot, active: ListVersion) -> None:
+    """ListError when the candidate was published before the active version (both dates known).
+
+    Only the order of publication counts: OFAC may not republish for weeks, so an old publication date
+    alone says nothing about staleness (that is last_verified_at's job).
+    """
+    prov = candidate.provenance
+    if prov is None or prov.published_at is None or active.published_at is None:
+        return
+    published, active_published = ensure_utc(prov.published_at), ensure_utc(active.published_at)
+    if published < active_published:
+        raise ListError(
+            f"{prov.source} was published {published:%Y-%m-%d}, before active list version {active.id} "
+            f"(published {active_published:%Y-%m-%d}); an older list must not replace a newer one",
+            "check that the source is current (not a stale mirror or cached copy) and refresh again",
+        )
+
+
+def _settle(
+    engine: Engine,
+    settings: Settings,
+    sha: str,
+    size: int,
+    candidate: Snapshot | None,
+    source: str,
+    now: datetime,
+    on_activated: OnActivated | None,
+) -> RefreshResult:
+    """Under the active version's lock: mark it verified, or vet and activate the candidate."""
+    for _ in range(ACTIVATION_ATTEMPTS):
+        try:
+            with session_scope(engine) as session:
+                active = lock_active_version(session, exclusive=True)
+                if active is None:
+                    raise ListError("the active list version disappeared during the refresh", "run it again")
+                if active.sha256 == sha:
+                    return _mark_unchanged(session, active, source, now, size)
+                if candidate is None:
+                    raise ListError("another list version was activated during the download", "run it again")
+                _refuse_older(candidate, active)
+                vet_candidate(candidate, active.entry_count, settings.lists.max_drop_fraction)
+                return _activate(session, active, candidate, now, on_activated)
+        except sa.exc.IntegrityError:
+            continue  # another worker took the next seq at the same moment: re-read and decide again
+    raise ListError("other workers kept activating list versions at the same time", "run the refresh again")
+
+
+def _reject(
+    engine: Engine, source: str, reason: str, now: datetime, sha: str | None, size: int | None
+) -> RefreshResult:
+    with session_scope(engine) as session:
+        active = active_version(session)
+        active_id = active.id if active else None
+        _record(
+            session,
+            source,
+            RefreshStatus.REJECTED,
+            reason,
+            now,
+            sha256=sha,
+            size_bytes=size,
+            entry_count=None,
+            version_id=active_id,
+        )
+    return RefreshResult(RefreshStatus.REJECTED, active_id, reason, sha256=sha)
+
+
+def run_refresh(
+    engine: Engine,
+    settings: Settings,
+    source: str | None,
+    now: datetime,
+    on_activated: OnActivated | None = None,
+) -> RefreshResult:
+    """screener.lists.store.refresh: rejections are recorded and returned, database failures raise."""
+    cfg = settings.lists
+    src = source or cfg.source_url
+    now = ensure_utc(now)
+    with session_scope(engine) as session:
+        active_sha = ensure_active(session, now).sha256
+    sha: str | None = None
+    size: int | None = None
+    try:
+        with fetch(
+            src,
+            timeout_s=cfg.download_timeout_s,
+            max_bytes=cfg.max_download_bytes,
+            max_attempts=cfg.max_attempts,
+            retry_wait_s=cfg.retry_wait_s,
+        ) as fetched:
+            sha, size = fetched.sha256, fetched.size_bytes
+            candidate = None if sha == active_sha else build_candidate(fetched, now)
+        return _settle(engine, settings, sha, size, candidate, src, now, on_activated)
+    except ListError as exc:
+        return _reject(engine, src, str(exc), now, sha, size)

@@ -1,0 +1,133 @@
+"""``screener backfill``: record the deposits of an explicit past block range, below the live cursor.
+
+Same reads and checks as a tick (screener.pipeline.read) and the same idempotent record + decide, one
+transaction per range; the live cursor is never moved, and the range must lie below it and below the safe
+head, so a backfill and the running worker cannot overlap in a way that matters (duplicates are ignored).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy.engine import Engine
+
+from chains.rpc import Endpoint
+from chains.rpc_errors import RpcUnavailable
+from chains.scanning import NodeBehind, NodeInconsistent, get_headers, read_heads
+from screener.db import session_scope
+from screener.pipeline.addresses import watch_map, watch_version
+from screener.pipeline.read import scan_range, verify_tokens
+from screener.pipeline.runtime import ChainRuntime
+from screener.pipeline.store import Decide, insert_new, load_state
+from screener_base.clock import utc_now
+from screener_base.errors import ChainError, DecodeError, ScreenerError
+
+MAX_ENDPOINT_FAILURES = 6
+MAX_UNSTABLE_RANGES = 5
+
+Progress = Callable[[int, int], None]  # (blocks done, blocks total)
+
+
+class BlockRangeError(ScreenerError):
+    """A requested block range is invalid or not allowed."""
+
+
+@dataclass
+class BackfillResult:
+    chain: str
+    from_block: int
+    to_block: int
+    ranges: int = 0
+    logs: int = 0
+    transfers: int = 0
+    recorded: int = 0
+    duplicates: int = 0
+    initiator_missing: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+
+
+def plan_range(from_block: int, to_block: int | None, safe_block: int, cursor_next: int | None) -> tuple[int, int]:
+    """The validated [from, to]; BlockRangeError with the reason otherwise. Pure."""
+    if from_block < 0:
+        raise BlockRangeError(f"--from-block {from_block} is negative", "give a block number >= 0")
+    limit = safe_block if cursor_next is None else min(safe_block, cursor_next - 1)
+    end = limit if to_block is None else to_block
+    if end < from_block:
+        raise BlockRangeError(f"--to-block {end} is before --from-block {from_block}", "swap or correct them")
+    if end > safe_block:
+        raise BlockRangeError(f"block {end} is not final yet (safe head {safe_block})", "wait, or lower --to-block")
+    if cursor_next is not None and end >= cursor_next:
+        raise BlockRangeError(
+            f"blocks from {cursor_next} on are the live scanner's (its cursor)", f"backfill up to {cursor_next - 1}"
+        )
+    return from_block, end
+
+
+def _endpoint(rt: ChainRuntime) -> Endpoint:
+    for ep in rt.client.candidates():
+        try:
+            rt.client.ensure_chain_id(ep)
+            verify_tokens(rt, ep)
+            return ep
+        except RpcUnavailable as exc:
+            rt.client.demote(ep, str(exc))
+    raise RpcUnavailable(f"{rt.name}: no usable RPC endpoint", f"check chains.{rt.name}.rpc_urls")
+
+
+def backfill(
+    engine: Engine,
+    rt: ChainRuntime,
+    from_block: int,
+    to_block: int | None = None,
+    *,
+    now_fn: Callable[[], datetime] = utc_now,
+    decide: Decide | None = None,
+    progress: Progress | None = None,
+) -> BackfillResult:
+    """Record deposits in [from_block, to_block] (default: up to the cursor or safe head)."""
+    with session_scope(engine) as session:
+        cursor_next = load_state(session, rt.name).next_block
+        rt.watch = watch_map(session, rt.name, rt.spec.family)
+        rt.watch_version = watch_version(session, rt.name)
+    ep = _endpoint(rt)
+    heads = read_heads(rt.client, ep, rt.spec, rt.tags, rt.finality_client)
+    if heads.safe is None:
+        raise BlockRangeError(f"{rt.name} has no final block yet", "wait for the chain to grow")
+    start, end = plan_range(from_block, to_block, heads.safe.number, cursor_next)
+    result = BackfillResult(chain=rt.name, from_block=start, to_block=end)
+    current, failures, unstable = start, 0, 0
+    while current <= end:
+        chunk_end = min(end, current + rt.sizer.span - 1)
+        try:
+            scan = scan_range(rt, ep, current, chunk_end, get_headers(rt.client, ep, [chunk_end])[0], None)
+        except (RpcUnavailable, NodeBehind, DecodeError) as exc:
+            failures += 1
+            if failures > MAX_ENDPOINT_FAILURES:
+                raise ChainError(f"backfill of {rt.name} stopped at block {current}: {exc}", "run it again") from exc
+            rt.client.demote(ep, str(exc))
+            ep = _endpoint(rt)
+            continue
+        if not scan.consistent:
+            unstable += 1
+            if unstable > MAX_UNSTABLE_RANGES:
+                raise NodeInconsistent(f"backfill of {rt.name}: {scan.detail}", "check the endpoints; run it again")
+            continue
+        with session_scope(engine) as session:
+            now = now_fn()
+            new = insert_new(session, scan.deposits(rt.name, now))
+            if new and decide is not None:
+                decide(session, new, now)
+        result.ranges += 1
+        result.logs += scan.logs
+        result.transfers += len(scan.matched)
+        result.recorded += len(new)
+        result.duplicates += len(scan.matched) - len(new)
+        result.initiator_missing += scan.initiator_missing
+        result.rejected.update(scan.rejected)
+        current = scan.to_block + 1
+        if progress is not None:
+            progress(current - start, end - start + 1)
+    return result

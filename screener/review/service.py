@@ -1,0 +1,340 @@
+"""Review service: verdicts into the ledger, and what people do to holds. Public API for the other areas.
+
+Every function works in the caller's transaction (takes a Session, flushes, never commits) and writes its
+audit events there, so a decision and its record commit or vanish together. Every function that writes locks
+the audit head first, then the hold/deposit rows (``SELECT ... FOR UPDATE``), then ledger accounts: one lock
+order for everyone, so concurrent operators serialise instead of deadlocking, and the loser of a race sees
+the winner's committed state and gets a ReviewError.
+
+A hold never expires into a credit: only ``release_hold``/``approve_hold`` post one, each naming an operator.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from screener.ledger import audit
+from screener.ledger import store as ledger
+from screener.ledger.rules import BLOCKED
+from screener.models.deposits import Deposit, DepositStatus
+from screener.models.ledger import AuditEvent, Hold, HoldState
+from screener.review.flags import list_flags, raise_review_flag, resolve_flag
+from screener.review.rules import (
+    check_can_approve,
+    check_can_reject,
+    check_can_release,
+    due_at,
+    effective_decision,
+    hold_label,
+    is_overdue,
+    merge_findings,
+    needs_four_eyes,
+    rank,
+    reject_target,
+    require_operator,
+    require_text,
+)
+from screener.screening.verdicts import Decision, Finding, Severity, Verdict
+from screener.settings import Settings
+from screener_base.clock import ensure_utc
+from screener_base.errors import ReviewError
+
+SYSTEM_ACTOR = "system"
+
+__all__ = [
+    "SYSTEM_ACTOR",
+    "annotate_hold",
+    "apply_verdict",
+    "approve_hold",
+    "escalate_hold",
+    "get_hold",
+    "hold_for_deposit",
+    "list_flags",
+    "mark_sla_breached",
+    "note_hold",
+    "overdue_holds",
+    "raise_review_flag",
+    "reject_hold",
+    "release_hold",
+    "resolve_flag",
+]
+
+
+def _hold_payload(hold: Hold, deposit: Deposit, **extra: Any) -> dict[str, Any]:
+    # state and verdict are in every hold event: `audit verify` checks the hold row against the latest one.
+    return {
+        "hold": hold_label(hold.id),
+        "deposit_id": deposit.id,
+        "state": hold.state,
+        "verdict": hold.verdict,
+        "amount": str(deposit.amount_raw),
+        "asset": f"{deposit.token_symbol}@{deposit.chain}",
+        "account": deposit.account,
+        **extra,
+    }
+
+
+def _lock_deposit(session: Session, deposit_id: int) -> Deposit:
+    stmt = select(Deposit).where(Deposit.id == deposit_id).with_for_update().execution_options(populate_existing=True)
+    deposit = session.exec(stmt).first()
+    if deposit is None:
+        raise ReviewError(f"deposit {deposit_id} does not exist", "record the deposit before deciding it")
+    return deposit
+
+
+def _lock_hold(session: Session, hold_id: int) -> tuple[Hold, Deposit]:
+    """Audit head, then hold, then deposit: the project's lock order."""
+    audit.lock_head(session)
+    stmt = select(Hold).where(Hold.id == hold_id).with_for_update().execution_options(populate_existing=True)
+    hold = session.exec(stmt).first()
+    if hold is None:
+        raise ReviewError(f"hold {hold_label(hold_id)} does not exist", "check the id with `screener holds list`")
+    return hold, _lock_deposit(session, hold.deposit_id)
+
+
+def get_hold(session: Session, hold_id: int) -> Hold:
+    hold = session.get(Hold, hold_id)
+    if hold is None:
+        raise ReviewError(f"hold {hold_label(hold_id)} does not exist", "check the id with `screener holds list`")
+    return hold
+
+
+def hold_for_deposit(session: Session, deposit_id: int) -> Hold | None:
+    return session.exec(select(Hold).where(Hold.deposit_id == deposit_id)).first()
+
+
+def apply_verdict(
+    session: Session, deposit: Deposit, verdict: Verdict, settings: Settings, now: datetime
+) -> Hold | None:
+    """CREDIT posts a credit; HOLD/BLOCK open a pending credit and a Hold. Idempotent for the same deposit.
+
+    Fail closed: the decision acted on is never weaker than the verdict's findings, and an unknown initiator
+    cannot credit. A deposit already decided keeps its decision; a later, stricter verdict escalates its open
+    hold or raises a review flag on it when already credited, and a weaker one changes nothing.
+    """
+    now = ensure_utc(now)
+    decision, findings, raised_why = effective_decision(verdict, deposit.initiator is not None)
+    audit.lock_head(session)
+    if deposit.id is None:
+        session.add(deposit)
+        session.flush()
+    deposit_id = deposit.id
+    assert deposit_id is not None
+    deposit = _lock_deposit(session, deposit_id)
+    if deposit.status != DepositStatus.RECORDED:
+        strict = Verdict(decision, findings, verdict.list_version_id, verdict.decided_at)
+        return _redecide(session, deposit, strict, now)
+    deposit.verdict = decision.value
+    deposit.findings = [f.to_json() for f in findings]
+    deposit.list_version_id = verdict.list_version_id
+    deposit.decided_at = ensure_utc(verdict.decided_at or now)
+    base = {
+        "deposit_id": deposit.id,
+        "event": f"{deposit.chain}:{deposit.tx_hash}:{deposit.log_index}",
+        "verdict": decision.value,
+        "findings": deposit.findings,
+        "list_version_id": verdict.list_version_id,
+        "raised": raised_why,
+    }
+    if decision == Decision.CREDIT:
+        _credit(session, deposit, base, now)
+        return None
+    return _open_hold(session, deposit, Verdict(decision, findings), base, settings, now)
+
+
+def _credit(session: Session, deposit: Deposit, base: dict[str, Any], now: datetime) -> None:
+    ref = ledger.deposit_ref(deposit)
+    outcome = ledger.credit(session, ref, SYSTEM_ACTOR, now)
+    deposit.status = DepositStatus.CREDITED
+    session.add(deposit)
+    payload = dict(base, amount=str(ref.amount), asset=ref.asset, transfer=outcome and outcome.spec.id)
+    audit.append(session, "deposit.credited", f"deposit:{deposit.id}", payload, SYSTEM_ACTOR, now)
+
+
+def _open_hold(
+    session: Session, deposit: Deposit, verdict: Verdict, base: dict[str, Any], settings: Settings, now: datetime
+) -> Hold:
+    assert deposit.id is not None
+    outcome = ledger.hold(session, ledger.deposit_ref(deposit), SYSTEM_ACTOR, now)
+    deposit.status = DepositStatus.HELD
+    session.add(deposit)
+    hold = Hold(
+        deposit_id=deposit.id,
+        pending_transfer_id=outcome.spec.id if outcome else None,
+        verdict=verdict.decision.value,
+        reason=verdict.summary,
+        state=HoldState.OPEN,
+        opened_at=now,
+        due_at=due_at(now, settings.review.sla_h),
+    )
+    session.add(hold)
+    session.flush()
+    extra = dict(base, reason=hold.reason, due_at=hold.due_at, transfer=hold.pending_transfer_id)
+    audit.append(session, "hold.opened", f"hold:{hold.id}", _hold_payload(hold, deposit, **extra), SYSTEM_ACTOR, now)
+    return hold
+
+
+def _redecide(session: Session, deposit: Deposit, verdict: Verdict, now: datetime) -> Hold | None:
+    """A verdict for a deposit already decided: keep the decision; route a stricter one, never weaken."""
+    assert deposit.id is not None
+    hold = hold_for_deposit(session, deposit.id)
+    previous = deposit.verdict or Decision.CREDIT.value
+    if rank(verdict.decision) <= rank(previous):
+        return hold
+    if deposit.status == DepositStatus.REJECTED and hold is not None and hold.rejected_to == BLOCKED:
+        return hold
+    if deposit.status in (DepositStatus.CREDITED, DepositStatus.RELEASED, DepositStatus.REJECTED):
+        findings = [f for f in verdict.findings if f.severity != Severity.INFO] or [
+            Finding(rule_id=f"verdict.{verdict.decision.value}", severity=Severity.REVIEW, party="-")
+        ]
+        reason = f"re-screen after credit found {verdict.decision.value}: {verdict.summary}"
+        raise_review_flag(session, deposit, findings, reason, now)
+    elif hold is not None and hold.state in HoldState.UNRESOLVED and verdict.decision == Decision.BLOCK:
+        escalate_hold(session, hold.id or 0, verdict, now)
+    return hold
+
+
+def _post(session: Session, hold: Hold, deposit: Deposit, operator: str, reason: str, now: datetime) -> None:
+    ledger.post_hold(session, ledger.deposit_ref(deposit), operator, now)
+    hold.state = HoldState.RELEASED
+    hold.resolved_by, hold.resolved_at, hold.resolution_reason = operator, now, reason
+    deposit.status = DepositStatus.RELEASED
+    session.add_all([hold, deposit])
+    session.flush()
+
+
+def release_hold(session: Session, hold_id: int, reason: str, operator: str, settings: Settings, now: datetime) -> Hold:
+    """Release a hold: posted at once, or (four-eyes) moved to awaiting_approval for a second operator."""
+    reason, operator, now = require_text(reason, "reason"), require_operator(operator), ensure_utc(now)
+    hold, deposit = _lock_hold(session, hold_id)
+    label = hold_label(hold.id)
+    check_can_release(label, hold.state, hold.release_requested_by)
+    threshold = settings.review.four_eyes_above_units
+    if needs_four_eyes(hold.verdict, deposit.amount_raw, deposit.decimals, threshold):
+        hold.state = HoldState.AWAITING_APPROVAL
+        hold.release_requested_by, hold.release_requested_at, hold.release_reason = operator, now, reason
+        session.add(hold)
+        session.flush()
+        why = "BLOCK verdict" if hold.verdict == Decision.BLOCK.value else f"amount >= {threshold} tokens"
+        payload = _hold_payload(hold, deposit, reason=reason, four_eyes=why)
+        audit.append(session, "hold.release_requested", f"hold:{hold.id}", payload, operator, now)
+        return hold
+    _post(session, hold, deposit, operator, reason, now)
+    payload = _hold_payload(hold, deposit, reason=reason, transfer=ledger.deposit_ref(deposit).tid("post"))
+    audit.append(session, "hold.released", f"hold:{hold.id}", payload, operator, now)
+    return hold
+
+
+def approve_hold(session: Session, hold_id: int, operator: str, now: datetime, reason: str | None = None) -> Hold:
+    """Second operator approves a requested release; the pending credit is posted."""
+    operator, now = require_operator(operator), ensure_utc(now)
+    note = (reason or "").strip() or None
+    hold, deposit = _lock_hold(session, hold_id)
+    check_can_approve(hold_label(hold.id), hold.state, hold.release_requested_by, operator)
+    _post(session, hold, deposit, operator, note or hold.release_reason or "", now)
+    payload = _hold_payload(
+        hold,
+        deposit,
+        reason=hold.release_reason,
+        approval_note=note,
+        requested_by=hold.release_requested_by,
+        approved_by=operator,
+        transfer=ledger.deposit_ref(deposit).tid("post"),
+    )
+    audit.append(session, "hold.released", f"hold:{hold.id}", payload, operator, now)
+    return hold
+
+
+def reject_hold(session: Session, hold_id: int, reason: str, target: str, operator: str, now: datetime) -> Hold:
+    """Void the pending credit and move the funds to ``blocked`` (sanctions) or ``return_payable``."""
+    reason, operator, now = require_text(reason, "reason"), require_operator(operator), ensure_utc(now)
+    account = reject_target(target)
+    hold, deposit = _lock_hold(session, hold_id)
+    check_can_reject(hold_label(hold.id), hold.state, hold.verdict, account)
+    outcomes = ledger.void_hold(session, ledger.deposit_ref(deposit), account, operator, now)
+    hold.state = HoldState.REJECTED
+    hold.resolved_by, hold.resolved_at, hold.resolution_reason = operator, now, reason
+    hold.rejected_to = account
+    deposit.status = DepositStatus.REJECTED
+    session.add_all([hold, deposit])
+    session.flush()
+    payload = _hold_payload(hold, deposit, reason=reason, to=account, transfers=[o.spec.id for o in outcomes])
+    audit.append(session, "hold.rejected", f"hold:{hold.id}", payload, operator, now)
+    return hold
+
+
+def _annotate(session: Session, hold_id: int, text: str, actor: str, now: datetime, kind: str) -> AuditEvent:
+    text, actor = require_text(text, "note text"), require_text(actor, "operator")
+    hold, deposit = _lock_hold(session, hold_id)
+    return audit.append(
+        session, kind, f"hold:{hold.id}", _hold_payload(hold, deposit, text=text), actor, ensure_utc(now)
+    )
+
+
+def note_hold(session: Session, hold_id: int, text: str, operator: str, now: datetime) -> AuditEvent:
+    """An operator's note on a hold (any state); kept in its history."""
+    return _annotate(session, hold_id, text, operator, now, "hold.note")
+
+
+def annotate_hold(session: Session, hold_id: int, text: str, actor: str, now: datetime) -> AuditEvent:
+    """A system note, e.g. "matching list entry removed in version N; not auto-released"."""
+    return _annotate(session, hold_id, text, actor, now, "hold.annotation")
+
+
+def escalate_hold(session: Session, hold_id: int, verdict: Verdict, now: datetime) -> Hold:
+    """An unresolved HOLD becomes BLOCK (new list match); four-eyes then applies to its release.
+
+    A verdict that is not stricter than the hold's changes nothing; a resolved hold cannot be escalated
+    (a released deposit gets a review flag instead).
+    """
+    now = ensure_utc(now)
+    hold, deposit = _lock_hold(session, hold_id)
+    label = hold_label(hold.id)
+    if hold.state not in HoldState.UNRESOLVED:
+        raise ReviewError(
+            f"cannot escalate hold {label}: it is already {hold.state}",
+            "raise a review flag on the deposit instead (raise_review_flag)",
+        )
+    if rank(verdict.decision) <= rank(hold.verdict):
+        return hold
+    new_findings = verdict.findings_json()
+    previous = hold.verdict
+    hold.verdict = deposit.verdict = Decision(verdict.decision).value
+    deposit.findings = merge_findings(list(deposit.findings), new_findings)
+    if verdict.list_version_id is not None:
+        deposit.list_version_id = verdict.list_version_id
+    hold.reason = Verdict(Decision(verdict.decision), tuple(Finding.from_json(f) for f in deposit.findings)).summary
+    session.add_all([hold, deposit])
+    session.flush()
+    payload = _hold_payload(
+        hold, deposit, previous_verdict=previous, findings=new_findings, list_version_id=verdict.list_version_id
+    )
+    audit.append(session, "hold.escalated", f"hold:{hold.id}", payload, SYSTEM_ACTOR, now)
+    return hold
+
+
+def overdue_holds(session: Session, now: datetime) -> list[Hold]:
+    """Unresolved holds past their SLA, oldest due first (due_at compared in Python: UTC-safe on SQLite)."""
+    stmt = select(Hold).where(col(Hold.state).in_(HoldState.UNRESOLVED))
+    holds = [h for h in session.exec(stmt) if is_overdue(h.state, h.due_at, now)]
+    return sorted(holds, key=lambda h: (ensure_utc(h.due_at), h.id or 0))
+
+
+def mark_sla_breached(session: Session, hold_id: int, now: datetime) -> bool:
+    """Record (once) that an overdue hold breached its SLA; True when newly recorded, so alert once.
+
+    Nothing else changes: an overdue hold stays held until a person decides.
+    """
+    now = ensure_utc(now)
+    hold, deposit = _lock_hold(session, hold_id)
+    if hold.sla_breached_at is not None or not is_overdue(hold.state, hold.due_at, now):
+        return False
+    hold.sla_breached_at = now
+    session.add(hold)
+    session.flush()
+    payload = _hold_payload(hold, deposit, due_at=hold.due_at)
+    audit.append(session, "hold.sla_breached", f"hold:{hold.id}", payload, SYSTEM_ACTOR, now)
+    return True

@@ -137,7 +137,7 @@ def _baseline(path: Path) -> list[tuple[str, str, str, str]]:
 def run_one(mode: str, path: Path) -> dict[str, Any]:
     import xml.etree.ElementTree  # noqa: F401  (same imports in every mode, so "noop" is a fair floor)
 
-    import sanctions_lists.ofac  # noqa: F401
+    import sanctions_lists.ofac  # noqa: F401  (as above)
 
     traced = mode.endswith("+trace")
     mode = mode.removesuffix("+trace")

@@ -31,17 +31,17 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from chains.transfers import TRANSFER_TOPIC0  # noqa: E402
-from screener.db import make_engine, session_scope, upgrade  # noqa: E402
-from screener.demo.devnet import deploy as dv  # noqa: E402
-from screener.demo.devnet.anvil import Anvil, run_anvil  # noqa: E402
-from screener.models.deposits import Deposit  # noqa: E402
-from screener.pipeline.addresses import add_address  # noqa: E402
-from screener.pipeline.runtime import build_chain_runtime  # noqa: E402
-from screener.pipeline.tick import tick  # noqa: E402
-from screener.settings import Settings  # noqa: E402
-from screener_base.addresses import Family  # noqa: E402
-from screener_base.clock import utc_now  # noqa: E402
+from chains.transfers import TRANSFER_TOPIC0
+from screener.db import make_engine, session_scope, upgrade
+from screener.demo.devnet import deploy as dv
+from screener.demo.devnet.anvil import Anvil, run_anvil
+from screener.models.deposits import Deposit
+from screener.pipeline.addresses import add_address
+from screener.pipeline.runtime import build_chain_runtime
+from screener.pipeline.tick import tick
+from screener.settings import Settings
+from screener_base.addresses import Family
+from screener_base.clock import utc_now
 
 FIRST = 0x10000000000000000000000000000000000000
 PER_TX = 20_000
@@ -112,7 +112,7 @@ def bench_ours(node: Anvil, usdt: str, usdc: str, ours: list[str], workdir: Path
     logs = 0
     started = time.perf_counter()
     for _ in range(1000):
-        result = tick(engine, rt, settings)
+        result = tick(engine, rt)
         logs += result.logs
         if result.status == "idle":
             break

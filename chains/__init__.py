@@ -1,1 +1,7 @@
-"""See docs/architecture.md."""
+"""Talking to blockchains: token registry, JSON-RPC client, log scanning, Transfer decoding, mixer and
+issuer-blacklist events. No database, no policy.
+
+May import: screener_base only (never screener or sanctions_lists).
+"""
+
+__all__ = ["blacklists", "codec", "mixers", "registry", "rpc", "rpc_errors", "rpc_support", "scanning", "transfers"]

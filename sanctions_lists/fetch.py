@@ -36,8 +36,8 @@ class Fetched:
     attempts: int = 1
 
 
-class _Transient(Exception):
-    """A failure worth another attempt (kept apart from ListError so permanent errors are not retried)."""
+class _Transient(ListError):
+    """A failure worth another attempt; only this subclass is retried, so permanent ListErrors are not."""
 
 
 def is_url(source: str) -> bool:
@@ -59,7 +59,7 @@ def _copy_limited(read: Any, out: IO[bytes], max_bytes: int, deadline: float, so
 
 
 def _download_once(client: Any, url: str, out: IO[bytes], max_bytes: int, deadline_s: float) -> tuple[str, int]:
-    import httpx
+    import httpx  # lazy: a refresh from a local file, and the CLI's start-up, need no HTTP client
 
     out.seek(0)
     out.truncate()
@@ -85,8 +85,8 @@ def _download_once(client: Any, url: str, out: IO[bytes], max_bytes: int, deadli
 def _download(
     url: str, out: IO[bytes], *, timeout_s: float, max_bytes: int, max_attempts: int, retry_wait_s: float
 ) -> tuple[str, int, int]:
-    import httpx
-    from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+    import httpx  # lazy: a refresh from a local file, and the CLI's start-up, need no HTTP client
+    from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential  # lazy
 
     retrying = Retrying(
         stop=stop_after_attempt(max_attempts),

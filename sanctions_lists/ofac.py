@@ -38,7 +38,7 @@ _TEXT_OF = {
 }
 
 
-class _Refused(Exception):
+class _Refused(ListError):
     """Raised inside expat callbacks; turned into ListError with the source name outside."""
 
 

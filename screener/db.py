@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import event
+from sqlalchemy import event, orm
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect, Engine
 from sqlmodel import Session
 
@@ -108,6 +109,7 @@ def is_postgres(engine: Engine) -> bool:
 
 
 def _alembic_config(engine: Engine) -> Any:
+    # lazy: Alembic costs every CLI command start-up time; only schema work needs it
     from alembic.config import Config
 
     cfg = Config()
@@ -118,12 +120,14 @@ def _alembic_config(engine: Engine) -> Any:
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Create or upgrade the schema to ``revision``."""
+    # lazy: Alembic costs every CLI command start-up time; only schema work needs it
     from alembic import command
 
     command.upgrade(_alembic_config(engine), revision)
 
 
 def schema_revision(engine: Engine) -> str | None:
+    # lazy: Alembic costs every CLI command start-up time; only schema work needs it
     from alembic.runtime.migration import MigrationContext
 
     with engine.connect() as conn:
@@ -131,6 +135,7 @@ def schema_revision(engine: Engine) -> str | None:
 
 
 def head_revision() -> str | None:
+    # lazy: Alembic costs every CLI command start-up time; only schema work needs it
     from alembic.script import ScriptDirectory
 
     return ScriptDirectory.from_config(_alembic_config(sa.create_engine("sqlite://"))).get_current_head()
@@ -151,3 +156,9 @@ def check_schema(engine: Engine) -> None:
             f"database schema is at revision {current or 'none'}, this version needs {head}",
             "run `screener db upgrade`",
         )
+
+
+def insert_ignore(session: orm.Session, table: sa.Table, values: dict[str, Any], keys: list[str]) -> None:
+    """INSERT ... ON CONFLICT DO NOTHING on both stores."""
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    session.execute(insert(table).values(**values).on_conflict_do_nothing(index_elements=keys))

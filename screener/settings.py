@@ -38,7 +38,7 @@ class DatabaseSettings(_Section):
     def _known_backend(cls, value: str) -> str:
         if not value.startswith(("sqlite://", "postgresql://", "postgresql+psycopg://")):
             raise ValueError("must start with sqlite:// or postgresql:// (e.g. postgresql://user@host/db)")
-        from sqlalchemy.engine import make_url
+        from sqlalchemy.engine import make_url  # lazy: loading settings must not pull in SQLAlchemy
 
         try:
             make_url(value)  # e.g. a bad port or an unclosed [ipv6 bracket

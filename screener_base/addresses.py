@@ -12,7 +12,7 @@ import re
 from enum import StrEnum
 
 import base58
-from eth_utils import to_checksum_address
+from eth_utils.address import to_checksum_address
 
 from screener_base.errors import AddressError
 

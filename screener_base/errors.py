@@ -1,7 +1,41 @@
 """The project's one exception root.
 
 Every error raised on purpose derives from :class:`ScreenerError`; its message says what went wrong
-(the cause) and what to do about it (the remedy), so the CLI can print it as one line and exit non-zero.
+(the cause) and what to do about it (the remedy), so the CLI can print it as one line and exit non-zero
+(``exit_code``, 2). The whole tree, with the module defining each class (tests/test_errors_tree.py keeps
+this drawing equal to the code)::
+
+    ScreenerError                      screener_base.errors
+    ├── ConfigError                    screener_base.errors
+    ├── StorageError                   screener_base.errors
+    │   └── CursorMoved                screener.pipeline.store    (another worker moved the scan cursor)
+    ├── LedgerError                    screener_base.errors
+    │   └── IdempotencyConflict        screener_base.errors
+    ├── ReviewError                    screener_base.errors
+    ├── AuditError                     screener_base.errors
+    ├── ListError                      screener_base.errors
+    │   ├── _Refused                   sanctions_lists.ofac       (inside expat callbacks; re-raised as ListError)
+    │   └── _Transient                 sanctions_lists.fetch      (the only kind of download failure retried)
+    ├── AddressError                   screener_base.errors
+    ├── AddressImportError             screener.pipeline.addresses
+    ├── BlockRangeError                screener.pipeline.backfill
+    ├── ChainError                     screener_base.errors
+    │   ├── RpcError                   screener_base.errors
+    │   │   ├── TransientRpcError      chains.rpc_errors
+    │   │   ├── RpcUnavailable         chains.rpc_errors
+    │   │   │   └── EndpointRefused    chains.rpc_errors
+    │   │   ├── RpcRequestError        chains.rpc_errors
+    │   │   └── RangeTooLarge          chains.rpc_errors
+    │   ├── DecodeError                screener_base.errors
+    │   ├── NodeBehind                 chains.scanning
+    │   ├── ChainHalted                chains.scanning
+    │   │   ├── NodeInconsistent       chains.scanning
+    │   │   └── DeepReorg              chains.scanning
+    │   └── IndexRangeUnverified       screener.indexes.sources
+    ├── ScreeningUnavailable           screener_base.errors       (callers hold, never credit)
+    ├── LeaseLost                      screener.daemon.leases
+    ├── WorkerConflict                 screener.daemon.leases
+    └── DemoError                      screener.demo.run
 """
 
 from __future__ import annotations

@@ -12,9 +12,10 @@ from sqlalchemy.engine import Engine
 
 from screener.db import session_scope
 from screener.demo.devnet.anvil import free_port
-from screener.models.daemon import AlertOutbox, AlertState
-from screener.ops.alerts import AlertKind, backoff_s, deliver_due, enqueue, outbox_counts
+from screener.models.daemon import AlertOutbox
+from screener.ops.alerts import deliver_due, enqueue, outbox_counts
 from screener.ops.logging_setup import configure_logging
+from screener.ops.outbox_rules import AlertKind, AlertState, backoff_s
 from screener.settings import AlertSettings, LoggingSettings
 from screener_base.redact import redact_text, redact_url
 from tests.support.webhook_receiver import run_webhook_receiver

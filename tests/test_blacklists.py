@@ -145,7 +145,7 @@ def test_blacklist_index_on_anvil_both_issuers(engine: Engine, anvil_module: Anv
             BlacklistToken("USDC", tokens.usdc, tokens.usdc, Interface.FIATTOKEN),
         ],
     )
-    assert scan_blacklist_index(engine, source, Settings(), datetime.now(UTC)) == 3
+    assert scan_blacklist_index(engine, source, Settings(), datetime.now(UTC), on_new_facts=None) == 3
     with session_scope(engine) as s:
         facts = blacklist_facts(s, [USER])
     assert [(f.token_symbol, f.action) for f in facts] == [("USDT", "added"), ("USDT", "removed"), ("USDC", "added")]

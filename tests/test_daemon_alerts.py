@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 from screener.db import make_engine
 from screener.demo import world as dw
 from screener.demo.devnet.anvil import Anvil, free_port, run_anvil
-from screener.ops.alerts import AlertKind
+from screener.ops.outbox_rules import AlertKind
 from screener_base.clock import utc_now
 from tests.support.advanced_writer import load_per_asset_lists, render
 from tests.support.daemon_proc import cli, start_daemon, wait_for

@@ -196,13 +196,13 @@ def test_tick_under_a_lost_lease_commits_nothing(node: Anvil, sqlite_engine: Eng
     assert stale is not None and try_acquire(engine, name, new, now + timedelta(seconds=6), 5.0) is not None
     try:
         with pytest.raises(LeaseLost, match="taken over by new"), fenced(engine, stale, old):
-            tick(engine, runtime, settings, decide=decide)
+            tick(engine, runtime, decide=decide)
         assert _deposits(engine) == [] and _cursor(engine) is None
         fresh = try_acquire(engine, name, new, now + timedelta(seconds=7), 5.0)
         assert fresh is not None
         with fenced(engine, fresh, new):
             for _ in range(10):  # bounded: a few ranges reach the safe head
-                if tick(engine, runtime, settings, decide=decide).status == "idle":
+                if tick(engine, runtime, decide=decide).status == "idle":
                     break
     finally:
         runtime.close()

@@ -23,6 +23,7 @@ from sqlmodel import select
 
 from screener.db import session_scope
 from screener.decide.decide import make_decider
+from screener.decide.rescreen import make_index_hook
 from screener.demo.devnet import deploy, mixer
 from screener.indexes.sources import index_source, runtime_lookup
 from screener.indexes.store import scan_blacklist_index
@@ -84,7 +85,7 @@ class World:
         decide = make_decider(self.settings, runtime_lookup(self.settings, self.runtimes))
         for rt in self.runtimes.values():
             for _ in range(20):  # bounded: each tick reads one range up to the safe head
-                if tick(self.engine, rt, self.settings, decide=decide).status == "idle":
+                if tick(self.engine, rt, decide=decide).status == "idle":
                     break
 
     def deposit(self, tx_hash: str) -> Deposit:
@@ -159,7 +160,7 @@ def world(engine: Engine, tmp_path: Path) -> Iterator[World]:
         settings = load_settings(config)
         now = datetime.now(UTC)
         with session_scope(engine) as s:
-            family_of = lambda chain: spec_from_settings(settings, chain).family  # noqa: E731
+            family_of = lambda chain: spec_from_settings(settings, chain).family  # noqa: E731 (a one-line callback)
             add_address(s, family_of, "polygon", DEPOSIT_POLYGON, "acct-poly", now)
             add_address(s, family_of, "tron", DEPOSIT_TRON, "acct-tron", now)
             lists_store.ensure_active(s, now)
@@ -252,7 +253,8 @@ def test_deposits_get_verdicts_and_evidence(world: World) -> None:
     # The issuer blacklists a sender after its deposit was credited: the index scan raises a review flag.
     deploy.blacklist(poly, usdc, eoa[8])
     source = index_source(w.runtimes["polygon"], w.settings)
-    assert scan_blacklist_index(w.engine, source, w.settings, datetime.now(UTC)) == 1
+    hook = make_index_hook(w.settings)
+    assert scan_blacklist_index(w.engine, source, w.settings, datetime.now(UTC), on_new_facts=hook) == 1
     with session_scope(w.engine) as s:
         flags = s.exec(select(ReviewFlag)).all()
         assert [(f.rule_id, f.matched_address) for f in flags] == [("issuer.blacklist", eoa[8])]

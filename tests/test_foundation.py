@@ -76,7 +76,7 @@ def test_migrations_match_models(engine: Engine) -> None:
     from alembic.runtime.migration import MigrationContext
     from sqlmodel import SQLModel
 
-    import screener.models  # noqa: F401
+    import screener.models  # noqa: F401  (registers every table on the metadata)
 
     with engine.connect() as conn:
         ctx = MigrationContext.configure(conn, opts={"compare_type": True})

@@ -18,8 +18,10 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from screener.db import session_scope
-from screener.decide.decide import decide_deposits, two_hop_funding
+from screener.decide.decide import decide_deposits
+from screener.decide.gather import two_hop_funding
 from screener.demo.devnet import deploy, mixer
+from screener.indexes.rules import IndexKind
 from screener.indexes.sources import build_index_source
 from screener.indexes.store import (
     IndexSource,
@@ -30,7 +32,7 @@ from screener.indexes.store import (
     withdrawals_to,
 )
 from screener.lists import store as lists_store
-from screener.models.screening import IndexKind, MixerWithdrawalRow
+from screener.models.screening import MixerWithdrawalRow
 from screener.screening.facts import DepositFacts
 from screener.screening.verdicts import Decision
 from screener.settings import Settings
@@ -119,7 +121,7 @@ def test_scan_behind_flipping_balancer_never_skips_the_event(
         source = build_index_source(_settings(proxy.url, chain), "polygon")
         for _ in range(MAX_SCANS):
             try:
-                scan(sqlite_engine, source, _settings(proxy.url, chain), datetime.now(UTC))
+                scan(sqlite_engine, source, _settings(proxy.url, chain), datetime.now(UTC), on_new_facts=None)
             except ScreenerError:
                 pass  # no endpoint served the range verifiably: the next scan retries
             found = _indexed(sqlite_engine, kind, address)

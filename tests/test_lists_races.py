@@ -24,6 +24,7 @@ from sanctions_lists.snapshot import Diff
 from screener.db import make_engine, session_scope, upgrade
 from screener.decide import decide as decisions
 from screener.decide.rescreen import make_list_hook
+from screener.lists import refresh as lists_refresh
 from screener.lists import store as lists_store
 from screener.models.deposits import Deposit
 from screener.models.ledger import ReviewFlag
@@ -107,9 +108,9 @@ def _tick(engine: Engine, block: int = 100) -> Callable[[], str]:
 
 def _refresh(
     engine: Engine, source: str, hook: Callable[[Session, int | None, int, Diff], object]
-) -> Callable[[], lists_store.RefreshResult]:
-    on_activated = cast(lists_store.OnActivated, hook)  # make_list_hook's counts are only for the caller's log
-    return lambda: lists_store.refresh(engine, SETTINGS, source, datetime.now(UTC), on_activated=on_activated)
+) -> Callable[[], lists_refresh.RefreshResult]:
+    on_activated = cast(lists_refresh.OnActivated, hook)  # make_list_hook's counts are only for the caller's log
+    return lambda: lists_refresh.refresh(engine, SETTINGS, source, datetime.now(UTC), on_activated=on_activated)
 
 
 def _lock_waiters(engine: Engine) -> int:

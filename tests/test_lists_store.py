@@ -21,6 +21,7 @@ from sanctions_lists.bundle import bundled_path
 from sanctions_lists.ofac import NS_SLS
 from sanctions_lists.snapshot import Diff
 from screener.db import session_scope
+from screener.lists import refresh as lists_refresh
 from screener.lists import store as lists_store
 from screener.models.lists import ListRefresh, ListVersion
 from screener.settings import ListSettings, Settings
@@ -79,7 +80,7 @@ def test_bundled_snapshot_is_first_version_and_stale_by_its_publication_date(eng
     assert vid == version.id and len(snap) == 634
     assert snap_again is snap  # parsed once per process and version
     # Re-reading the bundle proves nothing about OFAC today: still stale.
-    result = lists_store.refresh(engine, _settings(), str(bundled_path()), NOW)
+    result = lists_refresh.refresh(engine, _settings(), str(bundled_path()), NOW)
     assert result.status == "unchanged"
     assert ensure_utc(_active(engine).last_verified_at) == datetime(2025, 5, 30, tzinfo=UTC)
 
@@ -93,9 +94,9 @@ def test_good_download_activates_then_unchanged_verifies(engine: Engine, lists_x
     settings = _settings()
     with serve() as server:
         url = server.route("/sdn.xml", Reply(body=lists_xml["2025-05-30"]))
-        first = lists_store.refresh(engine, settings, url, NOW)
+        first = lists_refresh.refresh(engine, settings, url, NOW)
         later = NOW + timedelta(hours=70)
-        second = lists_store.refresh(engine, settings, url, later)
+        second = lists_refresh.refresh(engine, settings, url, later)
     assert first.status == "updated" and first.entry_count == 634
     assert (first.added, first.removed) == (0, 0)  # same addresses as the bundle
     assert second.status == "unchanged" and second.version_id == first.version_id
@@ -128,11 +129,11 @@ def test_bad_downloads_never_change_the_active_version(engine: Engine, lists_xml
         "oversize-unsized": ([Reply(body=good + b" " * 2000, sized=False)], "larger than"),
     }
     with serve() as server:
-        active_id = lists_store.refresh(engine, settings, server.route("/good", Reply(body=good)), NOW).version_id
+        active_id = lists_refresh.refresh(engine, settings, server.route("/good", Reply(body=good)), NOW).version_id
         before = _versions(engine)
         for n, (name, (replies, reason)) in enumerate(bad.items(), start=1):
             url = server.route("/" + name, *replies)
-            result = lists_store.refresh(engine, settings, url, NOW + timedelta(hours=n))
+            result = lists_refresh.refresh(engine, settings, url, NOW + timedelta(hours=n))
             assert (name, result.status) == (name, "rejected")
             assert reason in result.reason, (name, result.reason)
             assert result.version_id == active_id
@@ -164,7 +165,7 @@ def test_transient_failures_are_retried(engine: Engine, lists_xml: dict[str, byt
     script = [Reply(status=r.status, delay_s=r.delay_s, body=good if r.status == 200 else b"") for r in replies]
     with serve() as server:
         url = server.route("/sdn.xml", *script)
-        result = lists_store.refresh(engine, _settings(), url, NOW)
+        result = lists_refresh.refresh(engine, _settings(), url, NOW)
         assert server.hits("/sdn.xml") == len(script)
     assert result.status == "updated"
     assert _active(engine).meta["attempts"] == len(script)
@@ -182,10 +183,10 @@ def test_activation_hook_runs_in_the_activating_transaction(
 
     before_file = tmp_path / "sdn_2025-03-05.xml"
     before_file.write_bytes(lists_xml["2025-03-05 republished"])
-    first = lists_store.refresh(engine, settings, str(before_file), NOW, on_activated=hook)
+    first = lists_refresh.refresh(engine, settings, str(before_file), NOW, on_activated=hook)
     with serve() as server:
         url = server.route("/sdn.xml", Reply(body=lists_xml["2025-03-22 republished"]))
-        second = lists_store.refresh(engine, settings, url, NOW, on_activated=hook)
+        second = lists_refresh.refresh(engine, settings, url, NOW, on_activated=hook)
     assert first.status == second.status == "updated"
     assert (second.added, second.removed) == (0, 90)
     old_id, new_id, change = calls[-1]
@@ -202,7 +203,7 @@ def test_activation_hook_runs_in_the_activating_transaction(
     count = len(_versions(engine))
     with serve() as server:
         url = server.route("/sdn.xml", Reply(body=lists_xml["2025-05-30 republished"]))
-        third = lists_store.refresh(engine, settings, url, NOW, on_activated=failing_hook)
+        third = lists_refresh.refresh(engine, settings, url, NOW, on_activated=failing_hook)
     assert third.status == "rejected" and "hook failed" in third.reason
     assert third.version_id == second.version_id == _active(engine).id
     assert len(_versions(engine)) == count
@@ -216,7 +217,7 @@ def test_activation_hook_runs_in_the_activating_transaction(
 def test_sdn_csv_source_carries_the_truncation_note(engine: Engine, shared_data: Path) -> None:
     settings = _settings(max_drop_fraction=1.0)  # sdn.csv shows far fewer addresses than the bundle
     csv_path = shared_data / "ofac_raw" / "sdn_csv" / "sdn_2022-11-09.csv"
-    result = lists_store.refresh(engine, settings, str(csv_path), NOW)
+    result = lists_refresh.refresh(engine, settings, str(csv_path), NOW)
     assert result.status == "updated"
     with session_scope(engine) as session:
         version = lists_store.get_version(session, result.version_id or 0)
@@ -229,12 +230,12 @@ def test_sdn_csv_source_carries_the_truncation_note(engine: Engine, shared_data:
 def test_concurrent_refreshes_activate_once(engine: Engine, lists_xml: dict[str, bytes], tmp_path: Path) -> None:
     source = tmp_path / "sdn.xml"
     source.write_bytes(lists_xml["2025-05-30"])
-    results: list[lists_store.RefreshResult] = []
+    results: list[lists_refresh.RefreshResult] = []
     errors: list[BaseException] = []
 
     def worker() -> None:
         try:
-            results.append(lists_store.refresh(engine, _settings(), str(source), NOW))
+            results.append(lists_refresh.refresh(engine, _settings(), str(source), NOW))
         except BaseException as exc:  # reported below; a thread must not swallow it
             errors.append(exc)
 
@@ -255,7 +256,7 @@ def test_slow_drip_download_is_cut_at_the_attempt_deadline(engine: Engine, lists
     settings = _settings(download_timeout_s=0.2, max_attempts=1)
     with serve() as server:
         url = server.route("/slow", Reply(body=lists_xml["2025-05-30"], drip_s=0.02))
-        result = lists_store.refresh(engine, settings, url, NOW)
+        result = lists_refresh.refresh(engine, settings, url, NOW)
     assert result.status == "rejected" and "attempt deadline" in result.reason
     active = _active(engine)
     assert result.version_id == active.id and active.source_format == "bundle"  # only the bundled import
@@ -276,14 +277,14 @@ def test_an_older_publication_never_replaces_the_active_list(
     settings = _settings(max_list_age_h=24 * 3650)
     current = tmp_path / "current.xml"
     current.write_bytes(lists_xml["2025-05-30"])
-    active_id = lists_store.refresh(engine, settings, str(current), NOW).version_id  # same date as the bundle: ok
+    active_id = lists_refresh.refresh(engine, settings, str(current), NOW).version_id  # same date as the bundle: ok
     old = tmp_path / "old.xml"
     victim = _list_less_one_address(shared_data, old)
     earlier = tmp_path / "sdn_2025-03-22.xml"
     earlier.write_bytes(lists_xml["2025-03-22"])  # OFAC's real earlier list: fewer entries, well within the guard
     before = [(v.id, v.sha256, v.last_verified_at) for v in _versions(engine)]
     for n, (path, published) in enumerate([(old, "2019-01-01"), (earlier, "2025-03-22")], start=1):
-        result = lists_store.refresh(engine, settings, str(path), NOW + timedelta(hours=n))
+        result = lists_refresh.refresh(engine, settings, str(path), NOW + timedelta(hours=n))
         assert (result.status, result.version_id) == ("rejected", active_id)
         assert result.reason.startswith(
             f"{path} was published {published}, before active list version {active_id} (published 2025-05-30); "
@@ -300,7 +301,7 @@ def test_an_older_publication_never_replaces_the_active_list(
     # Only the order counts: a list published the same day may change the entries (a same-day correction).
     same_day = tmp_path / "same_day.xml"
     _list_less_one_address(shared_data, same_day, published=date(2025, 5, 30))
-    corrected = lists_store.refresh(engine, settings, str(same_day), NOW + timedelta(hours=4))
+    corrected = lists_refresh.refresh(engine, settings, str(same_day), NOW + timedelta(hours=4))
     assert (corrected.status, corrected.removed) == ("updated", 1)
 
 

@@ -13,8 +13,9 @@ from sqlmodel import Session
 from screener.db import make_engine, session_scope
 from screener.demo.devnet.anvil import Anvil
 from screener.models.chain import ScanCursor
-from screener.models.deposits import Deposit, DepositStatus
+from screener.models.deposits import Deposit
 from screener.pipeline.tick import tick
+from screener.review.rules import DepositStatus
 from tests.support.chain_env import (
     CHAIN,
     ChainEnv,
@@ -123,7 +124,7 @@ def test_decide_failure_records_nothing_and_keeps_the_cursor(env: ChainEnv, engi
     before = None
     for _ in range(20):
         try:
-            tick(engine, rt, settings, decide=broken)
+            tick(engine, rt, decide=broken)
         except RuntimeError:
             break
         before = _cursor(engine)
@@ -161,7 +162,7 @@ def test_decimals_mismatch_refuses_the_chain(anvil: Anvil, sqlite_engine: Engine
     settings = env.settings(str(engine.url), chain="bsc")  # the registry says 18 for BSC's USDT/USDC
     register(engine, settings, "bsc", {A: "acct-a"})
     with pytest.raises(ChainHalted, match="decimals"):
-        tick(engine, runtime(settings, "bsc"), settings, decide=mark_credited)
+        tick(engine, runtime(settings, "bsc"), decide=mark_credited)
 
 
 def test_without_start_block_scanning_begins_at_the_first_tick(env: ChainEnv, sqlite_engine: Engine) -> None:
@@ -172,7 +173,7 @@ def test_without_start_block_scanning_begins_at_the_first_tick(env: ChainEnv, sq
     env.pay(env.usdt, 0, A, 1)  # before the worker ever ran
     env.node.mine(3)
     rt = runtime(settings)
-    first = tick(engine, rt, settings, decide=mark_credited)
+    first = tick(engine, rt, decide=mark_credited)
     assert first.status == "idle" and _cursor(engine) == first.safe_block + 1
     env.pay(env.usdt, 0, A, 2)
     env.node.mine(3)

@@ -125,7 +125,7 @@ def test_deep_reorg_of_decided_deposits_halts(env: ChainEnv, sqlite_engine: Engi
     node.rpc("anvil_reorg", [node.block_number() - paid.block_number + 1, []])
     for _ in range(2):  # halted: every tick refuses until someone handles it
         with pytest.raises(DeepReorg, match="already decided"):
-            tick(engine, rt, settings, decide=mark_credited)
+            tick(engine, rt, decide=mark_credited)
     assert keys(recorded(engine)) == keys(before) and cursor(engine) == at
     # an orphan handler (the review area's job) unblocks it, and sees exactly the replaced deposit
     seen: list[int] = []
@@ -135,7 +135,7 @@ def test_deep_reorg_of_decided_deposits_halts(env: ChainEnv, sqlite_engine: Engi
         for d in orphans:
             session.delete(d)
 
-    result = tick(engine, rt, settings, decide=mark_credited, on_orphaned=reverse)
+    result = tick(engine, rt, decide=mark_credited, on_orphaned=reverse)
     assert result.status == "reorg" and seen == [before[0].id]
     tick_until_idle(engine, rt, settings)
     assert recorded(engine) == [] and truth(env) == set()  # the payment itself was dropped by the reorg
@@ -157,7 +157,7 @@ def test_node_on_another_fork_is_not_a_reorg(env: ChainEnv, sqlite_engine: Engin
         rt = runtime(both)
         for _ in range(2):
             with pytest.raises(NodeInconsistent, match="still serves"):
-                tick(engine, rt, both, decide=mark_credited)
+                tick(engine, rt, decide=mark_credited)
         assert keys(recorded(engine)) == before and cursor(engine) == at
 
 
@@ -172,7 +172,7 @@ def test_lagging_node_is_not_a_reorg(env: ChainEnv, sqlite_engine: Engine) -> No
     with FaultProxy(node.url, lag_blocks=20) as lagging:
         only_lagging = env.settings(str(engine.url), rpc_urls=[lagging.url])
         with pytest.raises(NodeBehind):
-            tick(engine, runtime(only_lagging), only_lagging, decide=mark_credited)
+            tick(engine, runtime(only_lagging), decide=mark_credited)
         assert cursor(engine) == at
         env.pay(env.usdt, 1, A, 10)
         node.mine(4)
@@ -196,5 +196,5 @@ def test_finalized_blocks_never_roll_back(env: ChainEnv, sqlite_engine: Engine) 
     at = cursor(engine)
     node.rpc("anvil_reorg", [node.block_number() - paid.block_number + 1, []])
     with pytest.raises(DeepReorg, match="finalized"):
-        tick(engine, rt, settings, decide=mark_credited)
+        tick(engine, rt, decide=mark_credited)
     assert cursor(engine) == at and len(recorded(engine)) == 1

@@ -311,7 +311,7 @@ def test_two_tickers_on_one_chain_without_a_lease(node: Anvil, pg_url: str, tmp_
         try:
             while time.monotonic() < deadline and not done():
                 try:
-                    statuses[tick(own, rt, settings, decide=decide).status] += 1
+                    statuses[tick(own, rt, decide=decide).status] += 1
                 except ScreenerError as exc:  # a flaky read is retried; anything else is a failure
                     statuses[type(exc).__name__] += 1
         except BaseException as exc:

@@ -121,7 +121,7 @@ class Run:
     # --- the worker --------------------------------------------------------------------------------------
     def tick(self) -> str:
         try:
-            status = tick(self.engine, self.rt, self.settings, decide=self.decide).status
+            status = tick(self.engine, self.rt, decide=self.decide).status
             self.halted = 0
         except DeepReorg as exc:  # a person must act: with reorgs kept above decided blocks, a failure here
             self.halted += 1
@@ -300,7 +300,7 @@ def test_index_logs_from_a_lagging_replica_never_credit_a_mixer_recipient(anvil:
         decide = make_decider(settings, runtime_lookup(behind, {dw.DEMO_CHAIN: index_rt}))
         try:
             for _ in range(200):
-                if tick(engine, scan_rt, settings, decide=decide).status == "idle":
+                if tick(engine, scan_rt, decide=decide).status == "idle":
                     break
         finally:
             scan_rt.close()

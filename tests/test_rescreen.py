@@ -17,6 +17,7 @@ from sqlmodel import select
 from screener.db import session_scope
 from screener.decide.decide import decide_deposits
 from screener.decide.rescreen import make_list_hook
+from screener.lists import refresh as lists_refresh
 from screener.lists import store as lists_store
 from screener.models.deposits import Deposit
 from screener.models.ledger import AuditEvent, Hold, ReviewFlag
@@ -53,7 +54,7 @@ def _covered(engine: Engine, *chains: str) -> None:
 
 
 def _refresh(engine: Engine, source: str) -> int:
-    result = lists_store.refresh(engine, SETTINGS, source, datetime.now(UTC), on_activated=make_list_hook(SETTINGS))
+    result = lists_refresh.refresh(engine, SETTINGS, source, datetime.now(UTC), on_activated=make_list_hook(SETTINGS))
     assert result.status == "updated", result.summary_line()
     assert result.version_id is not None
     return result.version_id

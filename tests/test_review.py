@@ -10,9 +10,10 @@ from sqlmodel import select
 
 from screener.db import session_scope
 from screener.ledger import store as ledger
-from screener.models.deposits import Deposit, DepositStatus
-from screener.models.ledger import Hold, HoldState, ReviewFlag
+from screener.models.deposits import Deposit
+from screener.models.ledger import Hold, ReviewFlag
 from screener.review import service as review
+from screener.review.rules import DepositStatus, HoldState
 from screener.screening.verdicts import Decision, Finding, Severity, Verdict
 from screener.settings import Settings
 from screener_base.clock import ensure_utc

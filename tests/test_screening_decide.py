@@ -12,11 +12,13 @@ from sqlmodel import select
 
 from screener.db import session_scope
 from screener.decide.decide import decide_deposits, make_decider
+from screener.decide.rescreen import make_index_hook
 from screener.demo.devnet import mixer
 from screener.indexes.store import IndexSource, catch_up, scan_mixer_index
 from screener.lists import store as lists_store
-from screener.models.deposits import Deposit, DepositStatus
+from screener.models.deposits import Deposit
 from screener.models.ledger import ReviewFlag
+from screener.review.rules import DepositStatus
 from screener.screening.verdicts import Decision, Verdict
 from screener.settings import Settings
 from tests.support.anvil import Anvil
@@ -175,7 +177,8 @@ def test_withdrawal_indexed_later_flags_a_credited_deposit(env: Env) -> None:
         verdict = decide_deposits(s, [deposit], env.settings, datetime.now(UTC), env.lookup())[0]
     assert verdict.decision is Decision.CREDIT
     source = anvil_source(node, "otherchain", pools=[env.pool.address])
-    assert scan_mixer_index(env.engine, source, env.settings, datetime.now(UTC)) >= 1
+    hook = make_index_hook(env.settings)
+    assert scan_mixer_index(env.engine, source, env.settings, datetime.now(UTC), on_new_facts=hook) >= 1
     with session_scope(env.engine) as s:
         flags = s.exec(select(ReviewFlag).where(ReviewFlag.deposit_id == deposit.id)).all()
         assert [(f.rule_id, f.matched_address) for f in flags] == [("mixer.withdrawal_recipient", sender)]
@@ -244,9 +247,10 @@ def test_deposit_older_than_the_index_extends_it_back(env: Env) -> None:
     def lookup(chain: str) -> IndexSource:
         return anvil_source(node, chain, pools=[env.pool.address], block_time_s=3600.0, start_block=head)
 
+    hook = make_index_hook(settings)
     with session_scope(env.engine) as s:  # the forward scan runs first, as the daemon would
-        catch_up(s, lookup("slowchain"), "mixer", settings, datetime.now(UTC), head)
-        catch_up(s, lookup("slowchain"), "blacklist", settings, datetime.now(UTC), head)
+        catch_up(s, lookup("slowchain"), "mixer", settings, datetime.now(UTC), head, on_new_facts=hook)
+        catch_up(s, lookup("slowchain"), "blacklist", settings, datetime.now(UTC), head, on_new_facts=hook)
     (uncovered,) = env.decide(make_deposit("slowchain", sender, block=deposit_block), settings=settings)
     assert uncovered.decision is Decision.HOLD and "index starts at block" in uncovered.summary
     (verdict,) = env.decide(

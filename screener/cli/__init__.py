@@ -36,3 +36,6 @@ for _module in (db, holds, audit, lists, addresses, chain_cmds, runtime):
 
 def main() -> None:
     app()
+
+
+__all__ = ["app", "main"]

@@ -41,12 +41,12 @@ def refresh_cmd(
 ) -> None:
     """Fetch the list and activate it if it passes the guards; one summary line; exit 0 updated/unchanged."""
     from screener.decide.rescreen import make_list_hook
-    from screener.lists import store as lists_store
+    from screener.lists import refresh as lists_refresh
     from screener_base.clock import utc_now
 
     cli = state()
     hook = make_list_hook(cli.settings)
-    result = lists_store.refresh(cli.engine(), cli.settings, source, utc_now(), on_activated=hook)
+    result = lists_refresh.refresh(cli.engine(), cli.settings, source, utc_now(), on_activated=hook)
     if not result.ok:
         typer.echo(result.summary_line(), err=True)
         raise typer.Exit(1)

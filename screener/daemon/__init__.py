@@ -3,3 +3,5 @@
 May import everything below it (decide, pipeline, indexes, lists, review, ops); never screener.cli or
 screener.demo.
 """
+
+__all__ = ["jobs", "leases", "state", "worker"]

@@ -26,16 +26,17 @@ from chains.scanning import ChainHalted, DeepReorg
 from screener.daemon.leases import LeaseGrant, LeaseLost, WorkerIdentity, fenced, renew, try_acquire, worker_seen
 from screener.daemon.state import flush_rpc_errors, record_tick_failure, record_tick_success
 from screener.db import session_scope
-from screener.decide.rescreen import make_list_hook
+from screener.decide.rescreen import make_index_hook, make_list_hook
 from screener.indexes.store import scan_blacklist_index, scan_mixer_index
-from screener.lists import store as lists_store
-from screener.models.deposits import Deposit, DepositStatus
+from screener.lists import refresh as lists_refresh
+from screener.models.deposits import Deposit
 from screener.ops import alert_rules
 from screener.ops.alerts import deliver_due
 from screener.ops.metrics import ProcessStats
 from screener.ops.status import StatusSnapshot, collect
 from screener.pipeline.runtime import ChainRuntime
 from screener.pipeline.tick import TickResult, tick
+from screener.review.rules import DepositStatus
 from screener.settings import Settings
 from screener_base.redact import redact_text
 
@@ -171,7 +172,7 @@ class Jobs:
 
         started = time.perf_counter()
         try:
-            result = tick(ctx.engine, runtime, ctx.settings, ctx.now_fn, decide)
+            result = tick(ctx.engine, runtime, ctx.now_fn, decide)
         except LeaseLost:
             ctx.stats.count_tick(chain, "lease_lost", time.perf_counter() - started)
             raise
@@ -254,7 +255,7 @@ class Jobs:
         self.run_job("lists_refresh", self._refresh_lists)
 
     def _refresh_lists(self) -> None:
-        # A rejected refresh is recorded by lists_store and alerted by the alerts job (as one run by the CLI
+        # A rejected refresh is recorded by lists.refresh and alerted by the alerts job (as one run by the CLI
         # would be); only a refresh that raises before recording anything is alerted here.
         ctx = self.ctx
         with self._leased("job:lists_refresh") as grant:
@@ -263,7 +264,7 @@ class Jobs:
             now = ctx.now_fn()
             hook = make_list_hook(ctx.settings)
             try:
-                result = lists_store.refresh(ctx.engine, ctx.settings, None, now, on_activated=hook)
+                result = lists_refresh.refresh(ctx.engine, ctx.settings, None, now, on_activated=hook)
             except LeaseLost:
                 raise
             except Exception as exc:
@@ -281,6 +282,7 @@ class Jobs:
     def _scan_index(self, kind: str) -> None:
         ctx = self.ctx
         scan = scan_mixer_index if kind == "mixer" else scan_blacklist_index
+        on_new_facts = make_index_hook(ctx.settings)
         for chain in sorted(ctx.index_runtimes):
             if ctx.stopping.is_set() or ctx.index_lookup is None:
                 return
@@ -289,7 +291,7 @@ class Jobs:
                 continue
             with self._leased(f"index:{kind}:{chain}") as grant:
                 if grant is not None:
-                    added = scan(ctx.engine, source, ctx.settings, ctx.now_fn())
+                    added = scan(ctx.engine, source, ctx.settings, ctx.now_fn(), on_new_facts=on_new_facts)
                     log.debug("%s %s index: %d new row(s)", chain, kind, added)
 
     def check_sla(self) -> None:

@@ -31,7 +31,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session as OrmSession
 
-from screener.db import is_postgres, session_scope
+from screener.db import insert_ignore, is_postgres, session_scope
 from screener.models.daemon import Lease, Worker
 from screener_base.clock import ensure_utc
 from screener_base.errors import ScreenerError
@@ -93,19 +93,6 @@ def decide(current: LeaseView, me: WorkerIdentity, now: datetime, ttl_s: float) 
         token=current.token if mine else current.token + 1,
         expires_at=now + timedelta(seconds=ttl_s),
     )
-
-
-def insert_ignore(session: OrmSession, table: sa.Table, values: dict[str, Any], keys: list[str]) -> None:
-    """INSERT ... ON CONFLICT DO NOTHING on both stores."""
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        session.execute(pg_insert(table).values(**values).on_conflict_do_nothing(index_elements=keys))
-    else:
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        session.execute(sqlite_insert(table).values(**values).on_conflict_do_nothing(index_elements=keys))
 
 
 LEASES: sa.Table = Lease.__table__  # type: ignore[attr-defined]

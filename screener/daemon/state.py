@@ -12,8 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from screener.daemon.leases import insert_ignore
-from screener.db import session_scope
+from screener.db import insert_ignore, session_scope
 from screener.models.chain import ScanCursor
 from screener.models.daemon import ChainStatus, RpcEndpointErrors
 from screener.pipeline.runtime import ChainRuntime

@@ -38,9 +38,12 @@ from screener.daemon.leases import (
     worker_seen,
 )
 from screener.db import check_schema, make_engine, session_scope
+from screener.decide.decide import make_decider
+from screener.indexes.sources import runtime_lookup
+from screener.lists import store as lists_store
 from screener.ops.metrics import MetricsServer, ProcessStats, exposition
 from screener.ops.status import configured_chains
-from screener.pipeline.runtime import check_chains
+from screener.pipeline.runtime import build_chain_runtime, check_chains
 from screener.settings import Settings
 from screener_base.clock import utc_now
 from screener_base.errors import ConfigError
@@ -136,10 +139,6 @@ class Daemon:
             self._sqlite_lock.release()
 
     def _build_runtimes(self) -> None:
-        from screener.decide.decide import make_decider
-        from screener.indexes.sources import runtime_lookup
-        from screener.pipeline.runtime import build_chain_runtime
-
         for chain in self.chains:
             self.ctx.runtimes[chain] = build_chain_runtime(self.settings, chain)
             # Index scans run in their own threads: they get their own runtimes (RPC clients, range state).
@@ -153,8 +152,6 @@ class Daemon:
 
     def _list_needs_refresh(self) -> bool:
         """Import the bundled list when the database has none; True when the active list is stale."""
-        from screener.lists import store as lists_store
-
         now = self.ctx.now_fn()
         with session_scope(self.engine) as session:
             version = lists_store.ensure_active(session, now)
@@ -245,4 +242,3 @@ class Daemon:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-

@@ -4,3 +4,5 @@ decided deposits when the sanctions list or the indexes learn something new.
 Orchestration over screening, indexes, lists and review. May import all of those, screener.pipeline.runtime,
 chains and sanctions_lists; nothing above it (daemon, ops, demo, cli).
 """
+
+__all__ = ["decide", "gather", "rescreen"]

@@ -8,68 +8,26 @@ holds the deposit; an exception here would roll the whole tick back, so only bug
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlmodel import Session
 
-from chains.mixers import mixer_contracts, scan_funding
-from sanctions_lists.snapshot import Snapshot
-from screener.indexes.store import (
-    IndexSource,
-    blacklist_facts,
-    catch_up,
-    coverage_gap,
-    extend_back,
-    lookback_blocks,
-    relayers_among,
-    withdrawals_to,
-)
-from screener.lists import store as lists_store
+from screener.decide.gather import ListState, RpcLookup, gather, window_blocks
+from screener.decide.rescreen import make_index_hook
+from screener.indexes.rules import IndexKind
+from screener.indexes.store import catch_up, coverage_gap, extend_back
 from screener.models.deposits import Deposit
-from screener.models.screening import IndexKind
-from screener.pipeline.runtime import spec_from_settings
 from screener.review import service as review
-from screener.screening.policy import (
-    Check,
-    DepositFacts,
-    FundingFact,
-    ListHit,
-    MixerContractHit,
-    ScreeningInput,
-    Unavailable,
-    WithdrawalFact,
-    screen,
-    two_hop_applies,
-)
+from screener.screening.policy import screen
 from screener.screening.verdicts import Verdict
 from screener.settings import Settings
-from screener_base.addresses import Family, canonical, tron_to_hex20
 from screener_base.clock import ensure_utc
-from screener_base.errors import ScreenerError, ScreeningUnavailable
+from screener_base.errors import ScreenerError
 
 log = logging.getLogger(__name__)
 
-# chain name -> what the indexes and two-hop lookups need from that chain; None: no RPC for it here.
-RpcLookup = Callable[[str], IndexSource | None]
 Decider = Callable[[Session, list[Deposit], datetime], None]
-# Funding transfers examined per deposit for two-hop exposure; bounds memory and DB lookups.
-MAX_FUNDING_TRANSFERS = 1000
-
-
-@dataclass
-class _ListState:
-    version_id: int | None
-    snapshot: Snapshot | None
-    problem: str | None
-
-
-@dataclass
-class _Gathered:
-    hits: list[ListHit] = field(default_factory=list)
-    unavailable: list[Unavailable] = field(default_factory=list)
 
 
 def make_decider(settings: Settings, rpc_lookup: RpcLookup | None = None) -> Decider:
@@ -93,7 +51,7 @@ def decide_deposits(
     rpc_lookup: RpcLookup | None = None,
 ) -> list[Verdict]:
     now = ensure_utc(now)
-    lists = _list_state(session, settings, now)
+    lists = ListState.active(session, settings, now)
     _catch_up(session, deposits, settings, now, rpc_lookup)
     verdicts = []
     for deposit in deposits:
@@ -102,23 +60,6 @@ def decide_deposits(
         review.apply_verdict(session, deposit, verdict, settings, now)
         verdicts.append(verdict)
     return verdicts
-
-
-def _list_state(session: Session, settings: Settings, now: datetime) -> _ListState:
-    try:
-        version_id, snapshot = lists_store.screening_snapshot(session, settings, now)
-    except ScreeningUnavailable as exc:
-        return _ListState(None, None, str(exc))
-    return _ListState(version_id, snapshot, None)
-
-
-def _window_blocks(settings: Settings, chain: str, kind: str) -> int:
-    """The lookback window in the chain's blocks; 0 for a chain no longer configured (its index is as is)."""
-    try:
-        block_time_s = spec_from_settings(settings, chain).block_time_s
-    except ScreenerError:
-        return 0
-    return lookback_blocks(settings, kind, block_time_s)
 
 
 def _catch_up(
@@ -131,135 +72,18 @@ def _catch_up(
     for d in deposits:
         low, high = spans.get(d.chain, (int(d.block_number), int(d.block_number)))
         spans[d.chain] = (min(low, int(d.block_number)), max(high, int(d.block_number)))
+    on_new_facts = make_index_hook(settings)
     for chain, (low, high) in sorted(spans.items()):
         source = rpc_lookup(chain)
         if source is None:
             continue
         for kind in (IndexKind.MIXER, IndexKind.BLACKLIST):
-            window = _window_blocks(settings, chain, kind)
+            window = window_blocks(settings, chain, kind)
             try:
                 if coverage_gap(session, chain, kind, high) is not None:
-                    catch_up(session, source, kind, settings, now, high)
+                    catch_up(session, source, kind, settings, now, high, on_new_facts=on_new_facts)
                 if coverage_gap(session, chain, kind, low, window) is not None:
-                    extend_back(session, source, kind, settings, now, max(0, low - window))
+                    extend_back(session, source, kind, settings, now, max(0, low - window), on_new_facts=on_new_facts)
             except ScreenerError as exc:
                 # The deposits stay uncovered and are held as "unavailable"; the next scan retries.
                 log.warning("%s %s index catch-up for blocks %s..%s failed: %s", chain, kind, low, high, exc)
-
-
-def gather(
-    session: Session, deposit: Deposit, lists: _ListState, settings: Settings, rpc_lookup: RpcLookup | None
-) -> ScreeningInput:
-    facts, mismatch = _facts(deposit, settings)
-    parties = facts.parties()
-    addresses = [a for _, a in parties]
-    got = _list_hits(facts, lists)
-    if mismatch:
-        got.unavailable.append(Unavailable(Check.LISTS, mismatch))
-    for kind, check in ((IndexKind.MIXER, Check.MIXER_INDEX), (IndexKind.BLACKLIST, Check.BLACKLIST_INDEX)):
-        gap = coverage_gap(session, facts.chain, kind, facts.block_number, _window_blocks(settings, facts.chain, kind))
-        if gap is not None:
-            got.unavailable.append(Unavailable(check, gap))
-    funding: tuple[FundingFact, ...] = ()
-    if two_hop_applies(facts, settings.screening):
-        source = rpc_lookup(facts.chain) if rpc_lookup else None
-        funding, problem = two_hop_funding(session, facts, settings, source)
-        if problem:
-            got.unavailable.append(Unavailable(Check.TWO_HOP, problem))
-    return ScreeningInput(
-        deposit=facts,
-        list_version_id=lists.version_id,
-        list_hits=tuple(got.hits),
-        mixer_contracts=tuple(_mixer_hits(session, facts, settings)),
-        withdrawals=tuple(withdrawals_to(session, addresses)),
-        funding=funding,
-        blacklist=tuple(blacklist_facts(session, addresses)),
-        unavailable=tuple(got.unavailable),
-    )
-
-
-def _facts(deposit: Deposit, settings: Settings) -> tuple[DepositFacts, str | None]:
-    """Facts in the chain's family; a stored address not canonical for it cannot be matched reliably."""
-    try:
-        family = spec_from_settings(settings, deposit.chain).family
-    except ScreenerError:
-        return DepositFacts.of(deposit), None  # a chain no longer configured: trust the stored form
-    facts = DepositFacts.of(deposit, family)
-    for party, address in facts.parties():
-        try:
-            ok = canonical(family, address) == address
-        except ScreenerError:
-            ok = False
-        if not ok:
-            return facts, f"{party} {address!r} is not a canonical {family} address for chain {deposit.chain}"
-    return facts, None
-
-
-def _list_hits(facts: DepositFacts, lists: _ListState) -> _Gathered:
-    got = _Gathered()
-    if lists.snapshot is None:
-        got.unavailable.append(Unavailable(Check.LISTS, lists.problem or "no active list version"))
-        return got
-    for party, address in facts.parties():
-        try:
-            entries = lists.snapshot.match(facts.family.value, address)
-        except ScreenerError as exc:
-            got.unavailable.append(Unavailable(Check.LISTS, f"{party} {address!r} could not be matched: {exc}"))
-            continue
-        got.hits += [ListHit(party, address, e.address, e.tag, e.entity, e.programs, e.profile_id) for e in entries]
-    return got
-
-
-def _mixer_hits(session: Session, facts: DepositFacts, settings: Settings) -> list[MixerContractHit]:
-    if facts.family is not Family.EVM:
-        return []  # no mixer registry outside EVM chains (Tornado Cash never ran on Tron)
-    chain_cfg = settings.chains.get(facts.chain)
-    known = {c.address: c for c in mixer_contracts(facts.chain, chain_cfg.mixer_pools if chain_cfg else ())}
-    parties = facts.parties()
-    relayers = relayers_among(session, [a for _, a in parties])
-    hits = []
-    for party, address in parties:
-        if address in known:
-            hits.append(MixerContractHit(party, address, known[address].kind, known[address].label))
-        elif address in relayers:
-            hits.append(MixerContractHit(party, address, "relayer", f"mixer relayer (seen in {relayers[address]})"))
-    return hits
-
-
-def two_hop_funding(
-    session: Session, facts: DepositFacts, settings: Settings, source: IndexSource | None
-) -> tuple[tuple[FundingFact, ...], str | None]:
-    """Funding of the sender by mixer withdrawal recipients, within the RPC budget; (facts, problem)."""
-    if source is None:
-        return (), "no RPC access to look up the sender's funding"
-    cfg = settings.screening
-    window_blocks = math.ceil(cfg.two_hop_lookback_days * 86_400 / source.block_time_s)
-    try:
-        sender = tron_to_hex20(facts.from_address) if facts.family is Family.TRON else facts.from_address
-        scan = scan_funding(
-            source.fetch_logs,
-            source.tokens,
-            sender,
-            max(0, facts.block_number - window_blocks),
-            facts.block_number,
-            max_range_blocks=source.max_block_range,
-            budget_calls=max(1, cfg.two_hop_rpc_budget - 1),  # one call is kept for block timestamps
-            family=facts.family,
-        )
-        if not scan.complete:
-            return (), f"RPC budget of {cfg.two_hop_rpc_budget} calls ran out before {window_blocks} blocks were read"
-        transfers = scan.transfers[:MAX_FUNDING_TRANSFERS]
-        by_funder: dict[str, list[WithdrawalFact]] = {}
-        for w in withdrawals_to(session, sorted({t.sender for t in transfers})):
-            by_funder.setdefault(w.address, []).append(w)
-        tainted = [t for t in transfers if t.sender in by_funder]
-        times = source.block_times(sorted({t.block_number for t in tainted})) if tainted else {}
-    except ScreenerError as exc:
-        return (), f"funding lookup failed: {exc}"
-    if any(t.block_number not in times for t in tainted):
-        return (), "the node did not return the funding blocks' timestamps"
-    return tuple(
-        FundingFact(t.sender, t.tx_hash, t.block_number, ensure_utc(times[t.block_number]), w)
-        for t in tainted
-        for w in by_funder[t.sender]
-    ), None

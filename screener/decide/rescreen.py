@@ -19,22 +19,16 @@ from sqlmodel import Session, col, or_, select
 
 from sanctions_lists.entries import Entry
 from sanctions_lists.snapshot import Diff
-from screener.indexes.store import blacklist_facts, deposits_touching, withdrawals_to
-from screener.models.deposits import Deposit, DepositStatus
-from screener.models.ledger import Hold, HoldState
-from screener.models.screening import IndexKind
+from screener.decide.gather import ListState, gather
+from screener.indexes.rules import IndexKind
+from screener.indexes.store import NewFactsHook, deposits_touching
+from screener.models.deposits import Deposit
+from screener.models.ledger import Hold
 from screener.review import service as review
-from screener.screening.policy import (
-    RULE_ISSUER_BLACKLIST,
-    RULE_MIXER_RECIPIENT,
-    RULE_OFAC,
-    DepositFacts,
-    ListHit,
-    ScreeningInput,
-    screen,
-)
+from screener.review.rules import DepositStatus, HoldState
+from screener.screening.policy import RULE_ISSUER_BLACKLIST, RULE_MIXER_RECIPIENT, RULE_OFAC, DepositFacts, screen
 from screener.screening.verdicts import Decision, Finding, Severity, Verdict
-from screener.settings import Settings, load_settings
+from screener.settings import Settings
 from screener_base.addresses import Family
 from screener_base.clock import ensure_utc, utc_now
 
@@ -48,40 +42,34 @@ def _chunks(items: Sequence[str]) -> Iterable[list[str]]:
         yield list(items[i : i + _CHUNK])
 
 
-def _hits(facts: DepositFacts, entries_by_address: dict[str, list[Entry]]) -> tuple[ListHit, ...]:
-    hits = []
-    for party, address in facts.parties():
-        for e in entries_by_address.get(address, ()):
-            hits.append(ListHit(party, address, e.address, e.tag, e.entity, e.programs, e.profile_id))
-    return tuple(hits)
-
-
 def on_list_activated(
-    session: Session,
-    old_version_id: int | None,
-    new_version_id: int,
-    diff: Diff,
-    *,
-    settings: Settings | None = None,
-    now: datetime | None = None,
+    session: Session, new_version_id: int, diff: Diff, settings: Settings, now: datetime
 ) -> dict[str, int]:
-    """Called by lists_store.refresh in the activation's transaction; returns counts for the caller's log.
-
-    Without ``settings`` (the lists CLI finds this hook by name) they are loaded as the CLI would without
-    --config: $SCREENER_CONFIG or ./screener.toml; callers holding settings should use make_list_hook.
-    """
-    settings = settings or load_settings()
-    now = ensure_utc(now or utc_now())
+    """In the activation's transaction: flag or escalate deposits from newly listed addresses, annotate holds
+    whose match was removed; returns counts for the caller's log."""
+    now = ensure_utc(now)
     counts = _rescreen_added(session, new_version_id, diff, settings, now)
     counts["annotated"] = _annotate_removed(session, new_version_id, diff, now)
     return counts
 
 
-def make_list_hook(settings: Settings) -> Callable[[Session, int | None, int, Diff], dict[str, int]]:
-    """``on_list_activated`` bound to the caller's settings (the daemon passes this to lists_store.refresh)."""
+def make_list_hook(
+    settings: Settings, now_fn: Callable[[], datetime] = utc_now
+) -> Callable[[Session, int | None, int, Diff], dict[str, int]]:
+    """The ``on_activated`` hook of screener.lists.refresh.refresh, bound to the caller's settings."""
 
     def hook(session: Session, old_version_id: int | None, new_version_id: int, diff: Diff) -> dict[str, int]:
-        return on_list_activated(session, old_version_id, new_version_id, diff, settings=settings)
+        del old_version_id  # the diff says what changed
+        return on_list_activated(session, new_version_id, diff, settings, now_fn())
+
+    return hook
+
+
+def make_index_hook(settings: Settings) -> NewFactsHook:
+    """The ``on_new_facts`` hook of the index scans (screener.indexes.store), bound to the caller's settings."""
+
+    def hook(session: Session, kind: str, rows: Sequence[Any], now: datetime) -> int:
+        return apply_index_facts(session, kind, rows, settings, now)
 
     return hook
 
@@ -93,13 +81,13 @@ def _rescreen_added(session: Session, version_id: int, diff: Diff, settings: Set
         if entry.family in SCREENED_FAMILIES:
             added.setdefault(entry.canonical, []).append(entry)
     since = now - timedelta(days=settings.lists.rescreen_lookback_days)
+    newly_listed = ListState.entries(version_id, [e for entries in added.values() for e in entries])
     counts = {"flagged": 0, "escalated": 0}
     for chunk in _chunks(sorted(added)):
         for deposit in deposits_touching(session, chunk, DECIDED):
-            facts = DepositFacts.of(deposit)
-            if facts.block_time < since:
+            if DepositFacts.of(deposit).block_time < since:
                 continue
-            verdict = screen(ScreeningInput(facts, version_id, list_hits=_hits(facts, added)), settings.screening, now)
+            verdict = screen(gather(session, deposit, newly_listed, settings, None), settings.screening, now)
             ofac = tuple(f for f in verdict.findings if f.rule_id == RULE_OFAC)
             if not ofac:
                 continue
@@ -158,14 +146,7 @@ def apply_index_facts(session: Session, kind: str, rows: Sequence[Any], settings
     touched = 0
     for chunk in _chunks(addresses):
         for deposit in deposits_touching(session, chunk, DECIDED):
-            facts = DepositFacts.of(deposit)
-            parties = [a for _, a in facts.parties()]
-            inp = ScreeningInput(
-                facts,
-                deposit.list_version_id,
-                withdrawals=tuple(withdrawals_to(session, parties)) if kind == IndexKind.MIXER else (),
-                blacklist=tuple(blacklist_facts(session, parties)) if kind == IndexKind.BLACKLIST else (),
-            )
+            inp = gather(session, deposit, ListState.unchanged(deposit.list_version_id), settings, None)
             found = [
                 f
                 for f in screen(inp, settings.screening, now).findings

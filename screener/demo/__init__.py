@@ -2,3 +2,5 @@
 
 devnet/ deploys the test tokens and mixer pool (tests reuse it). May import anything except screener.cli.
 """
+
+__all__ = ["devnet", "run", "world"]

@@ -25,7 +25,8 @@ from screener.amounts import format_units
 from screener.db import make_engine, session_scope
 from screener.demo import world as dw
 from screener.demo.devnet.anvil import free_port, run_anvil
-from screener.models.deposits import Deposit, DepositStatus
+from screener.models.deposits import Deposit
+from screener.review.rules import DepositStatus
 from screener_base.clock import utc_now
 from screener_base.errors import ScreenerError
 

@@ -13,11 +13,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from eth_utils.crypto import keccak
 from sqlalchemy.engine import Engine
 
+from screener.db import session_scope, upgrade
 from screener.demo.devnet import deploy, mixer
 from screener.demo.devnet.anvil import Anvil
-from screener_base.addresses import evm_display
+from screener.lists import store as lists_store
+from screener.pipeline.addresses import add_address
+from screener_base.addresses import Family, evm_display
 
 DEMO_CHAIN = "polygon"
 DECIMALS = 6  # both demo tokens have 6 decimals, like USDT and USDC
@@ -128,11 +132,6 @@ def write_config(path: Path, db_url: str, world: DemoWorld, **sections: Mapping[
 
 def prepare_database(engine: Engine, now: datetime) -> None:
     """Schema at head, the bundled list version active, the demo's deposit addresses registered."""
-    from screener.db import session_scope, upgrade
-    from screener.lists import store as lists_store
-    from screener.pipeline.addresses import add_address
-    from screener_base.addresses import Family
-
     upgrade(engine)
     with session_scope(engine) as session:
         lists_store.ensure_active(session, now)
@@ -154,8 +153,6 @@ def send_from_listed(world: DemoWorld, token: str, who: str, to: str, amount_raw
 
 def mixer_funded_sender(world: DemoWorld, seed: str) -> str:
     """A fresh address that received a withdrawal from the mixer pool (and so has mixer exposure)."""
-    from eth_utils import keccak
-
     recipient = "0x" + keccak(text=f"demo-mixer-recipient:{seed}")[-20:].hex()
     mixer.deposit_and_withdraw(world.node.rpc, world.pool, world.funder, recipient, seed)
     return recipient

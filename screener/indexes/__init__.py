@@ -3,3 +3,5 @@
 May import: chains, screener.pipeline.runtime (what a chain's RPC offers), screener.screening (fact types),
 screener.models, screener.db, screener_base. Never screener.decide: re-screening is a hook passed in.
 """
+
+__all__ = ["rules", "sources", "store"]

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -26,8 +27,9 @@ from sqlmodel import Session, col, or_, select
 from chains.blacklists import Interface, scan_blacklist_events
 from chains.mixers import LogFetcher, scan_withdrawals
 from screener.db import session_scope
+from screener.indexes.rules import IndexKind, lookback_blocks
 from screener.models.deposits import Deposit
-from screener.models.screening import BlacklistEventRow, IndexCursor, IndexKind, MixerWithdrawalRow
+from screener.models.screening import BlacklistEventRow, IndexCursor, MixerWithdrawalRow
 from screener.screening.policy import BlacklistFact, WithdrawalFact
 from screener.settings import Settings
 from screener_base.addresses import Family
@@ -36,6 +38,10 @@ from screener_base.errors import ChainError
 
 # Rows an address lookup may return; far above any real address's history, it bounds a pathological one.
 MAX_FACT_ROWS = 10_000
+# Rows a scan has just stored, handed over in the same transaction (the daemon and the decider pass
+# screener.decide.rescreen.make_index_hook: decided deposits of those addresses are looked at again).
+# Every scan entry point takes it as a required keyword so no caller skips the re-screen by omission.
+NewFactsHook = Callable[[Session, str, Sequence[Any], datetime], object]
 # Start the index this much before the lookback window so deposits right after install are fully covered.
 _WINDOW_MARGIN = 1.1
 
@@ -78,11 +84,6 @@ class IndexSource:
     def fingerprint(self, kind: str) -> str:
         text = kind + "|" + ",".join(self.contracts(kind))
         return hashlib.sha256(text.encode()).hexdigest()[:32]
-
-
-def _lookback_days(settings: Settings, kind: str) -> int:
-    sc = settings.screening
-    return sc.mixer_lookback_days if kind == IndexKind.MIXER else sc.blacklist_lookback_days
 
 
 def window_start(source: IndexSource, kind: str, settings: Settings, head: int) -> int:
@@ -225,6 +226,7 @@ def _scan(
     settings: Settings,
     now: datetime,
     to_block: int | None,
+    on_new_facts: NewFactsHook | None,
 ) -> int:
     head = source.safe_head() if to_block is None else to_block
     with sessions() as session:
@@ -239,32 +241,51 @@ def _scan(
         rows = _fetch(source, kind, lo, hi, now)  # raises unless [lo, hi] was served whole: the cursor stays
         with sessions() as session:
             new = _store(session, source, kind, rows, lo, hi + 1, now)
-            if new:
-                # Imported here: rescreen reads the facts this module serves (a module-level import would cycle).
-                from screener.decide.rescreen import apply_index_facts
-
-                apply_index_facts(session, kind, new, settings, now)
+            if new and on_new_facts is not None:
+                on_new_facts(session, kind, new, now)
         count += len(new)
     return count
 
 
-def scan_mixer_index(engine: Engine, source: IndexSource, settings: Settings, now: datetime) -> int:
+def scan_mixer_index(
+    engine: Engine, source: IndexSource, settings: Settings, now: datetime, *, on_new_facts: NewFactsHook | None
+) -> int:
     """Scheduled job: index the chain's mixer Withdrawal events up to its safe head; returns new rows."""
-    return _scan(lambda: session_scope(engine), source, IndexKind.MIXER, settings, ensure_utc(now), None)
+    sessions = partial(session_scope, engine)
+    return _scan(sessions, source, IndexKind.MIXER, settings, ensure_utc(now), None, on_new_facts)
 
 
-def scan_blacklist_index(engine: Engine, source: IndexSource, settings: Settings, now: datetime) -> int:
+def scan_blacklist_index(
+    engine: Engine, source: IndexSource, settings: Settings, now: datetime, *, on_new_facts: NewFactsHook | None
+) -> int:
     """Scheduled job: index the chain's USDT/USDC blacklist events up to its safe head; returns new rows."""
-    return _scan(lambda: session_scope(engine), source, IndexKind.BLACKLIST, settings, ensure_utc(now), None)
+    sessions = partial(session_scope, engine)
+    return _scan(sessions, source, IndexKind.BLACKLIST, settings, ensure_utc(now), None, on_new_facts)
 
 
-def catch_up(session: Session, source: IndexSource, kind: str, settings: Settings, now: datetime, to_block: int) -> int:
+def catch_up(
+    session: Session,
+    source: IndexSource,
+    kind: str,
+    settings: Settings,
+    now: datetime,
+    to_block: int,
+    *,
+    on_new_facts: NewFactsHook | None,
+) -> int:
     """Scan up to ``to_block`` inside the caller's transaction (the decider, before deciding)."""
-    return _scan(lambda: nullcontext(session), source, kind, settings, ensure_utc(now), to_block)
+    return _scan(lambda: nullcontext(session), source, kind, settings, ensure_utc(now), to_block, on_new_facts)
 
 
 def extend_back(
-    session: Session, source: IndexSource, kind: str, settings: Settings, now: datetime, down_to_block: int
+    session: Session,
+    source: IndexSource,
+    kind: str,
+    settings: Settings,
+    now: datetime,
+    down_to_block: int,
+    *,
+    on_new_facts: NewFactsHook | None,
 ) -> int:
     """Scan below the index's first block, newest range first, inside the caller's transaction.
 
@@ -285,17 +306,10 @@ def extend_back(
         cursor.first_block, cursor.updated_at = lo, now
         session.add(cursor)
         session.flush()
-        if new:
-            from screener.decide.rescreen import apply_index_facts
-
-            apply_index_facts(session, kind, new, settings, now)
+        if new and on_new_facts is not None:
+            on_new_facts(session, kind, new, now)
         count += len(new)
     return count
-
-
-def lookback_blocks(settings: Settings, kind: str, block_time_s: float) -> int:
-    """The lookback window of ``kind`` in blocks of a chain with ``block_time_s`` blocks."""
-    return math.ceil(_lookback_days(settings, kind) * 86_400 / block_time_s)
 
 
 def coverage_gap(session: Session, chain: str, kind: str, block_number: int, window_blocks: int = 0) -> str | None:

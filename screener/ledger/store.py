@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from screener.ledger import audit
@@ -102,10 +103,7 @@ def balance_of(account: LedgerAccount) -> Balance:
 
 def _ensure_accounts(session: Session, names: list[str], asset: str, now: datetime) -> None:
     """Create missing accounts; ON CONFLICT DO NOTHING keeps a concurrent creator harmless."""
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     table = LedgerAccount.__table__  # type: ignore[attr-defined]
     for name in names:
         stmt = insert(table).values(

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from screener.ledger.audit import VerifyReport
+from screener.ledger.audit import VerifyReport, format_at
 from screener.ledger.rules import (
     CREDIT_NORMAL,
     PENDING,
@@ -32,8 +32,9 @@ from screener.ledger.rules import (
     transfer_digest,
     transfer_id,
 )
-from screener.models.deposits import Deposit, DepositStatus
-from screener.models.ledger import AuditEvent, Hold, HoldState, LedgerAccount, LedgerTransfer, ReviewFlag
+from screener.models.deposits import Deposit
+from screener.models.ledger import AuditEvent, Hold, LedgerAccount, LedgerTransfer, ReviewFlag
+from screener.review.rules import DepositStatus, HoldState
 from screener_base.errors import LedgerError
 
 BALANCE_FIELDS = ("debits_posted", "debits_pending", "credits_posted", "credits_pending")
@@ -89,8 +90,6 @@ def _check_transfers(
     session: Session, accounts: dict[int, LedgerAccount], problems: list[tuple[int, str]]
 ) -> tuple[dict[int, dict[str, int]], dict[str, int]]:
     """Balances recomputed from the transfers, and each transfer's amount by id."""
-    from screener.ledger.audit import format_at
-
     claims = _claims(session, problems)
     totals: dict[int, dict[str, int]] = {}
     amounts: dict[str, int] = {}
@@ -172,14 +171,14 @@ def _check_rows(
 
 
 # Which of a deposit's transfer steps must exist, by deposit status (for a non-zero amount).
-EXPECTED_STEPS = {
+EXPECTED_STEPS: dict[str, set[str]] = {
     DepositStatus.RECORDED: set(),
     DepositStatus.CREDITED: {STEP_CREDIT},
     DepositStatus.HELD: {STEP_HOLD},
     DepositStatus.RELEASED: {STEP_HOLD, STEP_POST},
     DepositStatus.REJECTED: {STEP_HOLD, STEP_VOID, STEP_REJECT_MOVE},
 }
-HOLD_STATE_OF = {
+HOLD_STATE_OF: dict[str, set[str]] = {
     DepositStatus.HELD: set(HoldState.UNRESOLVED),
     DepositStatus.RELEASED: {HoldState.RELEASED},
     DepositStatus.REJECTED: {HoldState.REJECTED},

@@ -2,3 +2,5 @@
 
 May import: sanctions_lists (parsing, snapshots, fetch), screener.models, screener.db, screener_base.
 """
+
+__all__ = ["refresh", "rules", "store"]

@@ -1,4 +1,4 @@
-"""The refresh of the sanctions list: fetch, parse, guard, activate (see screener.lists.store.refresh).
+"""The refresh of the sanctions list: fetch, parse, guard, activate (:func:`refresh` is the front door).
 
 Fetching and parsing happen outside any transaction; only the final decision takes the active version's
 lock (``lists_store.lock_active_version(exclusive=True)``: on PostgreSQL an EXCLUSIVE table lock, which waits
@@ -10,6 +10,8 @@ A candidate published before the active version is rejected: an old copy must no
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -18,24 +20,51 @@ from sqlmodel import Session
 
 from sanctions_lists.candidate import build_candidate, vet_candidate
 from sanctions_lists.fetch import fetch
-from sanctions_lists.snapshot import Snapshot, diff
+from sanctions_lists.snapshot import Diff, Snapshot, diff
 from screener.db import session_scope
+from screener.lists.rules import RefreshStatus
 from screener.lists.store import (
-    OnActivated,
-    RefreshResult,
     active_version,
     ensure_active,
     insert_version,
     load_snapshot,
     lock_active_version,
 )
-from screener.models.lists import ListRefresh, ListVersion, RefreshStatus
+from screener.models.lists import ListRefresh, ListVersion
 from screener.settings import Settings
 from screener_base.clock import ensure_utc
 from screener_base.errors import ListError, ScreenerError
 
+# The hook's return value (e.g. re-screen counts) is the caller's to log; the refresh ignores it.
+OnActivated = Callable[[Session, int | None, int, Diff], object]
 ACTIVATION_ATTEMPTS = 3
 BUNDLE_FORMAT = "bundle"
+
+
+@dataclass(frozen=True)
+class RefreshResult:
+    status: str  # updated | unchanged | rejected
+    version_id: int | None  # the version in force after the attempt
+    reason: str = ""
+    added: int = 0  # entries (address under a tag) added vs the previous version
+    removed: int = 0
+    sha256: str | None = None
+    entry_count: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status in (RefreshStatus.UPDATED, RefreshStatus.UNCHANGED)
+
+    def summary_line(self) -> str:
+        sha = (self.sha256 or "")[:12]
+        if self.status == RefreshStatus.UPDATED:
+            return (
+                f"updated: list version {self.version_id} active ({self.entry_count} entries, sha256 {sha}; "
+                f"+{self.added} -{self.removed} entries)"
+            )
+        if self.status == RefreshStatus.UNCHANGED:
+            return f"unchanged: list version {self.version_id} verified (sha256 {sha})"
+        return f"rejected: {self.reason}; list version {self.version_id} stays active"
 
 
 def _record(
@@ -184,14 +213,19 @@ def _reject(
     return RefreshResult(RefreshStatus.REJECTED, active_id, reason, sha256=sha)
 
 
-def run_refresh(
+def refresh(
     engine: Engine,
     settings: Settings,
     source: str | None,
     now: datetime,
     on_activated: OnActivated | None = None,
 ) -> RefreshResult:
-    """screener.lists.store.refresh: rejections are recorded and returned, database failures raise."""
+    """Fetch ``source`` (default lists.source_url) and activate it if it passes the guards.
+
+    ``on_activated(session, old_version_id, new_version_id, diff)`` runs in the activating transaction; if
+    it raises a ScreenerError nothing is activated. Fetch, parse and guard failures return "rejected" (and
+    are recorded in list_refreshes) rather than raise; database failures raise.
+    """
     cfg = settings.lists
     src = source or cfg.source_url
     now = ensure_utc(now)

@@ -11,54 +11,27 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from sanctions_lists.bundle import bundled_path
 from sanctions_lists.entries import Entry
+from sanctions_lists.fetch import sha256_file
+from sanctions_lists.formats import parse_file
 from sanctions_lists.snapshot import Diff, Provenance, Snapshot, diff
-from screener.models.lists import ListEntry, ListRefresh, ListVersion, RefreshStatus
+from screener.lists import rules
+from screener.models.lists import ListEntry, ListRefresh, ListVersion
 from screener.settings import Settings
 from screener_base.clock import ensure_utc
 from screener_base.errors import ListError, ScreeningUnavailable
 
-# The hook's return value (e.g. re-screen counts) is the caller's to log; the store ignores it.
-OnActivated = Callable[[Session, int | None, int, Diff], object]
 SNAPSHOT_CACHE_SIZE = 4
 ACTIVE_LOCK_ATTEMPTS = 5  # versions activated while a screening read waits for its share lock
 _cache: OrderedDict[tuple[str, int, str], Snapshot] = OrderedDict()
 _cache_lock = threading.Lock()
-
-
-@dataclass(frozen=True)
-class RefreshResult:
-    status: str  # updated | unchanged | rejected
-    version_id: int | None  # the version in force after the attempt
-    reason: str = ""
-    added: int = 0  # entries (address under a tag) added vs the previous version
-    removed: int = 0
-    sha256: str | None = None
-    entry_count: int | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.status in (RefreshStatus.UPDATED, RefreshStatus.UNCHANGED)
-
-    def summary_line(self) -> str:
-        sha = (self.sha256 or "")[:12]
-        if self.status == RefreshStatus.UPDATED:
-            return (
-                f"updated: list version {self.version_id} active ({self.entry_count} entries, sha256 {sha}; "
-                f"+{self.added} -{self.removed} entries)"
-            )
-        if self.status == RefreshStatus.UNCHANGED:
-            return f"unchanged: list version {self.version_id} verified (sha256 {sha})"
-        return f"rejected: {self.reason}; list version {self.version_id} stays active"
 
 
 # -- reading ---------------------------------------------------------------------------------------------------
@@ -118,11 +91,11 @@ def previous_version(session: Session, version: ListVersion) -> ListVersion | No
 
 
 def list_age(version: ListVersion, now: datetime) -> timedelta:
-    return ensure_utc(now) - ensure_utc(version.last_verified_at)
+    return rules.list_age(version.last_verified_at, now)
 
 
 def is_stale(version: ListVersion, settings: Settings, now: datetime) -> bool:
-    return list_age(version, now) > timedelta(hours=settings.lists.max_list_age_h)
+    return rules.is_stale(version.last_verified_at, settings.lists.max_list_age_h, now)
 
 
 def _provenance(version: ListVersion) -> Provenance:
@@ -247,10 +220,6 @@ def ensure_active(session: Session, now: datetime) -> ListVersion:
     version = active_version(session)
     if version is not None:
         return version
-    from sanctions_lists.bundle import bundled_path
-    from sanctions_lists.fetch import sha256_file
-    from sanctions_lists.formats import parse_file
-
     path = bundled_path()
     parsed = parse_file(path, f"bundled snapshot {path.name}")
     published = parsed.published_at or ensure_utc(now)
@@ -273,22 +242,3 @@ def ensure_active(session: Session, now: datetime) -> ListVersion:
     if version is None:
         raise ListError("the bundled snapshot could not be imported", "check the database")
     return version
-
-
-def refresh(
-    engine: Engine,
-    settings: Settings,
-    source: str | None,
-    now: datetime,
-    on_activated: OnActivated | None = None,
-) -> RefreshResult:
-    """Fetch ``source`` (default lists.source_url) and activate it if it passes the guards.
-
-    ``on_activated(session, old_version_id, new_version_id, diff)`` runs in the activating transaction; if
-    it raises a ScreenerError nothing is activated. Fetch, parse and guard failures return "rejected" (and
-    are recorded in list_refreshes) rather than raise; database failures raise.
-    """
-    # screener/lists/refresh.py builds on this module, so it is imported at call time, not at the top.
-    from screener.lists.refresh import run_refresh
-
-    return run_refresh(engine, settings, source, now, on_activated)

@@ -11,6 +11,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
+from screener.ops.outbox_rules import AlertState
+
 
 class Lease(SQLModel, table=True):
     """Who may run one chain's poll or one singleton job, until ``expires_at``.
@@ -42,13 +44,6 @@ class Worker(SQLModel, table=True):
     started_at: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
     last_seen_at: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
     stopped_at: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime(timezone=True)))
-
-
-class AlertState:
-    PENDING = "pending"
-    DELIVERED = "delivered"
-    DEAD = "dead"  # max_attempts used up; shown by `screener status` and the metrics
-    LOGGED = "logged"  # no webhook configured: written to the log instead
 
 
 class AlertOutbox(SQLModel, table=True):

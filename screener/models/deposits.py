@@ -9,16 +9,9 @@ import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from screener.db import Amount
+from screener.review.rules import DepositStatus
 
-
-class DepositStatus:
-    """Lifecycle: recorded -> credited | held -> released | rejected."""
-
-    RECORDED = "recorded"
-    CREDITED = "credited"
-    HELD = "held"
-    RELEASED = "released"
-    REJECTED = "rejected"
+__all__ = ["Deposit", "DepositStatus"]
 
 
 class Deposit(SQLModel, table=True):

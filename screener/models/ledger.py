@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from screener.db import Amount
+from screener.review.rules import FlagState, HoldState
 
 # The genesis "previous hash" of the audit chain.
 GENESIS_HASH = "0" * 64
@@ -53,16 +54,6 @@ class LedgerTransfer(SQLModel, table=True):
     created_at: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
 
 
-class HoldState:
-    OPEN = "open"
-    AWAITING_APPROVAL = "awaiting_approval"
-    RELEASED = "released"
-    REJECTED = "rejected"
-
-    UNRESOLVED = (OPEN, AWAITING_APPROVAL)
-    ALL = (OPEN, AWAITING_APPROVAL, RELEASED, REJECTED)
-
-
 class Hold(SQLModel, table=True):
     """A deposit kept out of the customer's available balance until a person decides (shown as H-<id>)."""
 
@@ -85,11 +76,6 @@ class Hold(SQLModel, table=True):
     resolved_at: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime(timezone=True)))
     resolution_reason: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
     rejected_to: str | None = Field(default=None, max_length=32)  # blocked | return_payable
-
-
-class FlagState:
-    OPEN = "open"
-    RESOLVED = "resolved"
 
 
 class ReviewFlag(SQLModel, table=True):

@@ -55,12 +55,6 @@ class ListEntry(SQLModel, table=True):
     note: str | None = Field(default=None, max_length=512)
 
 
-class RefreshStatus:
-    UPDATED = "updated"
-    UNCHANGED = "unchanged"
-    REJECTED = "rejected"
-
-
 class ListRefresh(SQLModel, table=True):
     """Every refresh attempt and its outcome, so a kept or refused list can be explained later."""
 

@@ -14,11 +14,6 @@ from sqlmodel import Field, SQLModel
 from screener.db import Amount
 
 
-class IndexKind:
-    MIXER = "mixer"
-    BLACKLIST = "blacklist"
-
-
 class MixerWithdrawalRow(SQLModel, table=True):
     """One Tornado-layout ``Withdrawal`` log of a known pool: evidence that ``recipient`` was mixer-funded."""
 

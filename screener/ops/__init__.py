@@ -3,3 +3,5 @@
 May import: screener.review, screener.lists, screener.pipeline.runtime, screener.models, screener.db,
 screener_base; never screener.daemon, screener.demo or screener.cli.
 """
+
+__all__ = ["alert_rules", "alerts", "logging_setup", "metrics", "outbox_rules", "status"]

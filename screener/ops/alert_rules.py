@@ -15,13 +15,15 @@ from sqlmodel import Session, col, select
 
 from screener.amounts import format_units
 from screener.lists import store as lists_store
+from screener.lists.rules import RefreshStatus
 from screener.models.daemon import ChainStatus
 from screener.models.deposits import Deposit
-from screener.models.ledger import FlagState, Hold, HoldState, ReviewFlag
-from screener.models.lists import ListRefresh, RefreshStatus
-from screener.ops.alerts import OUTBOX, AlertKind, enqueue
+from screener.models.ledger import Hold, ReviewFlag
+from screener.models.lists import ListRefresh
+from screener.ops.alerts import OUTBOX, enqueue
+from screener.ops.outbox_rules import AlertKind
 from screener.review import service as review
-from screener.review.rules import flag_label, hold_label
+from screener.review.rules import FlagState, HoldState, flag_label, hold_label
 from screener.settings import Settings
 from screener_base.clock import ensure_utc
 from screener_base.redact import redact_text

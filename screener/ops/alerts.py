@@ -17,7 +17,6 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
 import httpx
@@ -25,27 +24,16 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from screener.daemon.leases import insert_ignore
-from screener.db import session_scope
-from screener.models.daemon import AlertOutbox, AlertState
+from screener.db import insert_ignore, session_scope
+from screener.models.daemon import AlertOutbox
+from screener.ops.outbox_rules import AlertKind, AlertState, backoff_s
 from screener.settings import AlertSettings
 from screener_base.redact import redact_text, redact_url
 
 log = logging.getLogger(__name__)
 
 OUTBOX: sa.Table = AlertOutbox.__table__  # type: ignore[attr-defined]
-MAX_BACKOFF_S = 3600.0
 BATCH_LIMIT = 50
-
-
-class AlertKind(StrEnum):
-    HOLD_OPENED = "hold_opened"
-    HOLD_OVERDUE = "hold_overdue"
-    LIST_REFRESH_FAILED = "list_refresh_failed"
-    LIST_STALE = "list_stale"
-    DEEP_REORG = "deep_reorg"
-    CHAIN_HALTED = "chain_halted"
-    RETROACTIVE_FLAG = "retroactive_flag"
 
 
 def enqueue(
@@ -101,11 +89,6 @@ def body_for(alert: AlertView, slack: bool) -> dict[str, Any]:
         "created_at": alert.created_at.isoformat(),
         "details": alert.payload,
     }
-
-
-def backoff_s(attempts: int) -> float:
-    """Seconds to wait after the ``attempts``-th failed attempt: 2, 4, 8, ... capped at an hour."""
-    return float(min(MAX_BACKOFF_S, 2.0 ** max(1, attempts)))
 
 
 def url_fingerprint(url: str) -> str:

@@ -16,10 +16,11 @@ from sqlmodel import Session, col, select
 from screener.lists import store as lists_store
 from screener.models.chain import ScanCursor
 from screener.models.daemon import ChainStatus, Lease, RpcEndpointErrors, Worker
-from screener.models.deposits import Deposit, DepositStatus
-from screener.models.ledger import FlagState, Hold, HoldState, ReviewFlag
+from screener.models.deposits import Deposit
+from screener.models.ledger import Hold, ReviewFlag
 from screener.ops.alerts import outbox_counts
-from screener.review.rules import is_overdue
+from screener.pipeline.runtime import spec_from_settings
+from screener.review.rules import DepositStatus, FlagState, HoldState, is_overdue
 from screener.settings import Settings
 from screener_base.clock import ensure_utc
 from screener_base.errors import ScreenerError
@@ -92,8 +93,6 @@ def _live_leases(session: Session, now: datetime) -> dict[str, str]:
 
 
 def _block_time_s(settings: Settings, chain: str) -> float | None:
-    from screener.pipeline.runtime import spec_from_settings
-
     try:
         return spec_from_settings(settings, chain).block_time_s
     except ScreenerError:

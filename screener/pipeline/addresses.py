@@ -17,12 +17,13 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from eth_utils import to_checksum_address
+from eth_utils.address import to_checksum_address
 from sqlmodel import Session, col, select
 
 from chains.codec import to_hex20
 from screener.ledger import audit
 from screener.models.chain import DepositAddress
+from screener.pipeline.runtime import ChainRuntime
 from screener_base.addresses import Family, canonical, display, infer_family
 from screener_base.clock import ensure_utc
 from screener_base.errors import AddressError, ScreenerError
@@ -234,3 +235,11 @@ def watch_map(session: Session, chain: str, family: Family) -> dict[str, tuple[s
         sa.select(col(DepositAddress.address), col(DepositAddress.account)).where(col(DepositAddress.chain) == chain)
     )
     return {to_hex20(family, address): (address, account) for address, account in rows}
+
+
+def refresh_watch(session: Session, rt: ChainRuntime) -> None:
+    """Reload the runtime's watch map when the chain's deposit addresses changed since it was loaded."""
+    version = watch_version(session, rt.name)
+    if version != rt.watch_version:
+        rt.watch = watch_map(session, rt.name, rt.spec.family)
+        rt.watch_version = version

@@ -7,9 +7,8 @@ head, so a backfill and the running worker cannot overlap in a way that matters 
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.engine import Engine
@@ -18,8 +17,8 @@ from chains.rpc import Endpoint
 from chains.rpc_errors import RpcUnavailable
 from chains.scanning import NodeBehind, NodeInconsistent, get_headers, read_heads
 from screener.db import session_scope
-from screener.pipeline.addresses import watch_map, watch_version
-from screener.pipeline.read import scan_range, verify_tokens
+from screener.pipeline.addresses import refresh_watch
+from screener.pipeline.read import ScanCounts, scan_range, verify_tokens
 from screener.pipeline.runtime import ChainRuntime
 from screener.pipeline.store import Decide, insert_new, load_state
 from screener_base.clock import utc_now
@@ -35,18 +34,12 @@ class BlockRangeError(ScreenerError):
     """A requested block range is invalid or not allowed."""
 
 
-@dataclass
-class BackfillResult:
+@dataclass(kw_only=True)
+class BackfillResult(ScanCounts):
     chain: str
     from_block: int
     to_block: int
     ranges: int = 0
-    logs: int = 0
-    transfers: int = 0
-    recorded: int = 0
-    duplicates: int = 0
-    initiator_missing: int = 0
-    rejected: Counter[str] = field(default_factory=Counter)
 
 
 def plan_range(from_block: int, to_block: int | None, safe_block: int, cursor_next: int | None) -> tuple[int, int]:
@@ -90,8 +83,7 @@ def backfill(
     """Record deposits in [from_block, to_block] (default: up to the cursor or safe head)."""
     with session_scope(engine) as session:
         cursor_next = load_state(session, rt.name).next_block
-        rt.watch = watch_map(session, rt.name, rt.spec.family)
-        rt.watch_version = watch_version(session, rt.name)
+        refresh_watch(session, rt)
     ep = _endpoint(rt)
     heads = read_heads(rt.client, ep, rt.spec, rt.tags, rt.finality_client)
     if heads.safe is None:
@@ -121,12 +113,8 @@ def backfill(
             if new and decide is not None:
                 decide(session, new, now)
         result.ranges += 1
-        result.logs += scan.logs
-        result.transfers += len(scan.matched)
-        result.recorded += len(new)
-        result.duplicates += len(scan.matched) - len(new)
-        result.initiator_missing += scan.initiator_missing
-        result.rejected.update(scan.rejected)
+        result.add_read(scan)
+        result.add_recorded(scan, len(new))
         current = scan.to_block + 1
         if progress is not None:
             progress(current - start, end - start + 1)

@@ -17,11 +17,35 @@ from chains.codec import from_hex20
 from chains.rpc import Endpoint, gc_paused
 from chains.scanning import BEHIND_ATTEMPTS, ChainHalted, Header, NodeBehind, fetch_logs, make_query, parse_header
 from chains.transfers import Transfer, decode_transfers
-from screener.models.deposits import DepositStatus
 from screener.pipeline.runtime import ChainRuntime
+from screener.review.rules import DepositStatus
 from screener_base.errors import AddressError, RpcError
 
 DECIMALS_SELECTOR = "0x313ce567"  # decimals()
+
+
+@dataclass(kw_only=True)
+class ScanCounts:
+    """What reading and recording block ranges found: a tick's result and a backfill's total both count so."""
+
+    logs: int = 0
+    transfers: int = 0  # matched: to one of our deposit addresses
+    recorded: int = 0
+    duplicates: int = 0  # matched but already recorded (same chain, tx hash, log index)
+    other_recipients: int = 0
+    initiator_missing: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+
+    def add_read(self, scan: RangeScan) -> None:
+        self.logs += scan.logs
+        self.transfers += len(scan.matched)
+        self.other_recipients += scan.other_recipients
+        self.initiator_missing += scan.initiator_missing
+        self.rejected.update(scan.rejected)
+
+    def add_recorded(self, scan: RangeScan, recorded: int) -> None:
+        self.recorded += recorded
+        self.duplicates += len(scan.matched) - recorded
 
 
 @dataclass
@@ -52,7 +76,7 @@ class RangeScan:
         return [self.headers[n] for n in sorted(keep) if n in self.headers]
 
     def deposits(self, chain: str, now: datetime) -> list[dict[str, Any]]:
-        """Deposit column values for the matched transfers (see pipeline_record.insert_new)."""
+        """Deposit column values for the matched transfers (see screener.pipeline.store.insert_new)."""
         family, spec = self.rt.spec.family, self.rt.spec
         rows = []
         for t in self.matched:

@@ -16,7 +16,9 @@ from sqlmodel import Session, col, select
 
 from chains.scanning import DeepReorg, Header
 from screener.models.chain import ChainHeader, ScanCursor
-from screener.models.deposits import Deposit, DepositStatus
+from screener.models.deposits import Deposit
+from screener.review.rules import DepositStatus
+from screener_base.errors import StorageError
 
 # Headers kept per chain (range ends and deposit blocks): the window in which a reorg can be located.
 KEEP_HEADERS = 512
@@ -26,7 +28,7 @@ Decide = Callable[[Session, list[Deposit], datetime], None]
 OrphanHandler = Callable[[Session, list[Deposit], datetime], None]
 
 
-class CursorMoved(Exception):
+class CursorMoved(StorageError):
     """Another worker moved the cursor since we read it; this tick's work is discarded (not an error)."""
 
 

@@ -1,6 +1,6 @@
 """One tick per chain: read the next safe range, record its deposits, decide them, move the cursor.
 
-``tick(engine, runtime, settings, now_fn, decide)`` processes one bounded range. Network reads happen
+``tick(engine, runtime, now_fn, decide)`` processes one bounded range. Network reads happen
 first, outside any transaction, all from one endpoint; then ONE transaction inserts the new deposits
 (idempotent on chain, tx hash, log index), calls ``decide(session, new_deposits, now)`` and moves the cursor
 (compare-and-set: a concurrent worker's progress discards ours). Reads are cross-checked by block hash:
@@ -36,9 +36,9 @@ from chains.scanning import (
 )
 from screener.db import session_scope
 from screener.models.deposits import Deposit
-from screener.pipeline.addresses import watch_map, watch_version
+from screener.pipeline.addresses import refresh_watch
 from screener.pipeline.backfill import BackfillResult, BlockRangeError, backfill
-from screener.pipeline.read import RangeScan, scan_range, verify_tokens
+from screener.pipeline.read import RangeScan, ScanCounts, scan_range, verify_tokens
 from screener.pipeline.runtime import ChainRuntime, build_chain_runtime
 from screener.pipeline.store import (
     CursorMoved,
@@ -55,7 +55,6 @@ from screener.pipeline.store import (
     lock_cursor,
     move_cursor,
 )
-from screener.settings import Settings
 from screener_base.clock import utc_now
 from screener_base.errors import ChainError, DecodeError
 
@@ -91,8 +90,8 @@ class ReorgInfo:
         return self.min_depth_blocks
 
 
-@dataclass
-class TickResult:
+@dataclass(kw_only=True)
+class TickResult(ScanCounts):
     chain: str
     # scanned | idle | reorg | unstable (reads disagreed; retried next tick) | conflict (another worker moved
     # the cursor) | lagging (caught up on an endpoint that another one is clearly ahead of; it is passed over)
@@ -103,31 +102,19 @@ class TickResult:
     head_block: int | None = None
     safe_block: int | None = None
     lag_blocks: int | None = None  # head - last scanned block
-    logs: int = 0
-    transfers: int = 0
-    recorded: int = 0
-    duplicates: int = 0
-    other_recipients: int = 0
-    rejected: dict[str, int] = field(default_factory=dict)
-    initiator_missing: int = 0
     reorg: ReorgInfo | None = None
     timings_s: dict[str, float] = field(default_factory=dict)
 
 
-def _refresh_watch(engine: Engine, rt: ChainRuntime) -> ScanState:
+def _load(engine: Engine, rt: ChainRuntime) -> ScanState:
     with session_scope(engine) as session:
-        state = load_state(session, rt.name)
-        version = watch_version(session, rt.name)
-        if version != rt.watch_version:
-            rt.watch = watch_map(session, rt.name, rt.spec.family)
-            rt.watch_version = version
-    return state
+        refresh_watch(session, rt)
+        return load_state(session, rt.name)
 
 
 def tick(
     engine: Engine,
     rt: ChainRuntime,
-    settings: Settings,
     now_fn: Callable[[], datetime] = utc_now,
     decide: Decide | None = None,
     *,
@@ -138,9 +125,8 @@ def tick(
     Raises ChainHalted (NodeInconsistent, DeepReorg) for conditions that need a person, NodeBehind or
     RpcUnavailable when no endpoint could serve the tick; nothing is written in those cases.
     """
-    del settings  # part of the stable signature; everything needed is already in the runtime
     started = time.perf_counter()
-    state = _refresh_watch(engine, rt)
+    state = _load(engine, rt)
     last: ChainError | None = None
     for ep in rt.client.candidates()[:MAX_ENDPOINTS_PER_TICK]:
         try:
@@ -211,7 +197,7 @@ def _tick_on(
         return result
     result.timings_s["record"] = time.perf_counter() - recorded
     result.status = "scanned"
-    result.recorded, result.duplicates = len(new), len(scan.matched) - len(new)
+    result.add_recorded(scan, len(new))
     result.lag_blocks = heads.head - scan.to_block
     return result
 
@@ -288,9 +274,7 @@ def _check_peers(rt: ChainRuntime, ep: Endpoint, result: TickResult) -> None:
 
 def _copy_counts(result: TickResult, scan: RangeScan) -> None:
     result.from_block, result.to_block = scan.from_block, scan.to_block
-    result.logs, result.transfers = scan.logs, len(scan.matched)
-    result.other_recipients, result.rejected = scan.other_recipients, dict(scan.rejected)
-    result.initiator_missing = scan.initiator_missing
+    result.add_read(scan)
     result.timings_s.update(scan.timings_s)
 
 

@@ -3,3 +3,5 @@
 rules.py is pure; service.py and flags.py write in the caller's transaction; queries.py is the read side.
 May import: screener.ledger, screener.screening (verdicts), screener.models, screener.db, screener_base.
 """
+
+__all__ = ["flags", "queries", "rules", "service"]

@@ -11,9 +11,9 @@ from datetime import datetime
 from sqlmodel import Session, col, select
 
 from screener.ledger import audit
-from screener.models.deposits import Deposit, DepositStatus
-from screener.models.ledger import FlagState, ReviewFlag
-from screener.review.rules import flag_label, primary_finding, require_operator, require_text
+from screener.models.deposits import Deposit
+from screener.models.ledger import ReviewFlag
+from screener.review.rules import DepositStatus, FlagState, flag_label, primary_finding, require_operator, require_text
 from screener.screening.verdicts import Finding
 from screener_base.clock import ensure_utc
 from screener_base.errors import ReviewError

@@ -17,12 +17,12 @@ from screener.ledger import audit
 from screener.ledger import store as ledger
 from screener.ledger.rules import DEBIT_NORMAL, TransferSpec, asset_code
 from screener.models.deposits import Deposit
-from screener.models.ledger import AuditEvent, Hold, HoldState, LedgerAccount, ReviewFlag
-from screener.review.rules import flag_label, hold_label, is_overdue
+from screener.models.ledger import AuditEvent, Hold, LedgerAccount, ReviewFlag
+from screener.review.rules import HoldState, flag_label, hold_label, is_overdue
 from screener_base.errors import ReviewError
 
 UNRESOLVED = "unresolved"  # open + awaiting_approval: everything still held
-STATES = (*HoldState.ALL, UNRESOLVED, "all")
+STATES = (*HoldState, UNRESOLVED, "all")
 
 
 def _iso(value: datetime | None) -> str | None:

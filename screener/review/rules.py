@@ -5,12 +5,40 @@ from __future__ import annotations
 import re
 import unicodedata
 from datetime import datetime, timedelta
+from enum import StrEnum, nonmember
 
 from screener.ledger.rules import BLOCKED, RETURN_PAYABLE
-from screener.models.ledger import HoldState
 from screener.screening.verdicts import Decision, Finding, Severity, Verdict
 from screener_base.clock import ensure_utc
 from screener_base.errors import ReviewError
+
+
+class DepositStatus(StrEnum):
+    """Lifecycle: recorded -> credited | held -> released | rejected."""
+
+    RECORDED = "recorded"
+    CREDITED = "credited"
+    HELD = "held"
+    RELEASED = "released"
+    REJECTED = "rejected"
+
+
+class HoldState(StrEnum):
+    """open -> released | awaiting_approval (four-eyes) -> released; open/awaiting_approval -> rejected."""
+
+    OPEN = "open"
+    AWAITING_APPROVAL = "awaiting_approval"
+    RELEASED = "released"
+    REJECTED = "rejected"
+
+    # Not a state: the states a person still has to act on (a SQL IN list).
+    UNRESOLVED = nonmember((OPEN, AWAITING_APPROVAL))
+
+
+class FlagState(StrEnum):
+    OPEN = "open"
+    RESOLVED = "resolved"
+
 
 _HOLD_ID = re.compile(r"^\s*(?:[hH]-?)?(\d{1,18})\s*$")
 _FLAG_ID = re.compile(r"^\s*(?:[fF]-?)?(\d{1,18})\s*$")

@@ -19,10 +19,12 @@ from sqlmodel import Session, col, select
 from screener.ledger import audit
 from screener.ledger import store as ledger
 from screener.ledger.rules import BLOCKED
-from screener.models.deposits import Deposit, DepositStatus
-from screener.models.ledger import AuditEvent, Hold, HoldState
+from screener.models.deposits import Deposit
+from screener.models.ledger import AuditEvent, Hold
 from screener.review.flags import list_flags, raise_review_flag, resolve_flag
 from screener.review.rules import (
+    DepositStatus,
+    HoldState,
     check_can_approve,
     check_can_reject,
     check_can_release,

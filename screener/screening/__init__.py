@@ -3,3 +3,5 @@
 May import: screener_base, screener.settings (the policy settings). Nothing that touches a database,
 the network or web3.
 """
+
+__all__ = ["facts", "policy", "verdicts"]

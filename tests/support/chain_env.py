@@ -16,10 +16,11 @@ from chains.transfers import TRANSFER_TOPIC0
 from screener.db import session_scope
 from screener.demo.devnet import deploy as dv
 from screener.demo.devnet.anvil import Anvil
-from screener.models.deposits import Deposit, DepositStatus
+from screener.models.deposits import Deposit
 from screener.pipeline.addresses import add_address
 from screener.pipeline.runtime import ChainRuntime, build_chain_runtime
 from screener.pipeline.tick import TickResult, tick
+from screener.review.rules import DepositStatus
 from screener.settings import Settings
 from screener_base.clock import utc_now
 from screener_base.errors import ChainError
@@ -146,7 +147,7 @@ def tick_until_idle(
     results = []
     for _ in range(max_ticks):
         try:
-            result = tick(engine, rt, settings, utc_now, decide)
+            result = tick(engine, rt, utc_now, decide)
         except tolerate:
             continue
         results.append(result)

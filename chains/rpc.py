@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -64,9 +65,12 @@ class RpcClient:
         self._clock = clock
         self._ids = 0
         self._http = httpx.Client(timeout=httpx.Timeout(timeout_s), headers=_HEADERS)
+        # A client dropped without close() (a one-off CLI runtime, a test) still releases its sockets
+        # when collected, instead of leaving them to the interpreter's ResourceWarning.
+        self._release = weakref.finalize(self, self._http.close)
 
     def close(self) -> None:
-        self._http.close()
+        self._release()
 
     def stats(self) -> dict[str, EndpointStats]:
         return {ep.label: ep.stats for ep in self.endpoints}

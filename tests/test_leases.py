@@ -155,7 +155,9 @@ def test_sqlite_lock_refuses_a_second_worker_until_the_first_dies(tmp_path: Path
     with pytest.raises(WorkerConflict, match="already served by worker first"):
         SqliteWorkerLock(db).acquire(make_identity("second"))
     first.release()
-    SqliteWorkerLock(db).acquire(make_identity("second"))
+    second = SqliteWorkerLock(db)
+    second.acquire(make_identity("second"))
+    second.release()
 
 
 def test_sqlite_lock_is_freed_when_its_process_is_killed(tmp_path: Path) -> None:
@@ -177,7 +179,9 @@ def test_sqlite_lock_is_freed_when_its_process_is_killed(tmp_path: Path) -> None
         deadline = time.monotonic() + 30
         while True:
             try:
-                SqliteWorkerLock(db).acquire(make_identity("parent"))
+                parent = SqliteWorkerLock(db)
+                parent.acquire(make_identity("parent"))
+                parent.release()
                 break
             except WorkerConflict:
                 if time.monotonic() > deadline:
@@ -187,6 +191,8 @@ def test_sqlite_lock_is_freed_when_its_process_is_killed(tmp_path: Path) -> None
         if child.poll() is None:
             child.kill()
             child.wait(timeout=30)
+        if child.stdout is not None:
+            child.stdout.close()
 
 
 def test_worker_id_of_a_dead_process_on_this_host_is_free(engine: Engine) -> None:

@@ -77,7 +77,8 @@ def test_two_cli_processes_release_the_same_hold(pg_engine: Engine, pg_url: str,
             )
             for who in ("alice", "bob")
         ]
-        results = [(p.wait(timeout=120), p.stdout.read(), p.stderr.read()) for p in procs]  # type: ignore[union-attr]
+        outputs = [p.communicate(timeout=120) for p in procs]  # communicate closes the pipes
+        results = [(p.returncode, out, err) for p, (out, err) in zip(procs, outputs, strict=True)]
         codes = sorted(code for code, _, _ in results)
         assert codes[0] == 0 and codes[1] != 0, results
         loser_err = next(err for code, _, err in results if code != 0).strip().splitlines()

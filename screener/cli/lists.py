@@ -1,4 +1,4 @@
-"""`screener lists refresh|status|diff|check` (issue 3).
+"""`screener lists refresh|status|diff|check`.
 
 Read commands import the bundled snapshot first when the database has no list yet (ensure_active), so a
 fresh install can check addresses offline. Heavy imports stay inside the commands to keep start-up fast.

@@ -1,4 +1,4 @@
-"""`screener run`, `screener status`, `screener demo` (issue 6)."""
+"""`screener run`, `screener status`, `screener demo`."""
 
 from __future__ import annotations
 

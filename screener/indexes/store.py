@@ -5,9 +5,9 @@ Screening trusts an index for a deposit only when the cursor has passed the depo
 deposit is held as "unavailable"), so the decider catches the index up inline before deciding.
 
 Scans only go to the chain's safe head, so reorgs do not reach them. Rows are keyed by (chain, tx, log
-index): rescanning a range, or two workers scanning it, changes nothing. A scan that finds new facts
-re-screens already-decided deposits from those addresses: credited ones get a review flag, held ones an
-annotation (the hold stays as it is; rescreen.py handles list changes).
+index): rescanning a range, or two workers scanning it, changes nothing. New rows go to the caller's
+``on_new_facts`` hook in the same transaction (screener.decide.rescreen.make_index_hook re-screens decided
+deposits from those addresses: credited ones get a review flag, held ones an annotation).
 """
 
 from __future__ import annotations
@@ -59,8 +59,8 @@ class IndexSource:
     """What one chain's indexes need from the chain (built from the chain runtime; fakes in unit tests).
 
     ``fetch_logs`` returns every log of the WHOLE requested range or raises: the cursor moves past a range
-    as soon as it returns. The runtime's (index_sources) proves it by asking for the range's last block in
-    the same request on the same endpoint; a node behind a load balancer would otherwise answer "no logs"
+    as soon as it returns. The runtime's source (screener.indexes.sources) proves it by asking for the range's
+    last block in the same request on the same endpoint; a node behind a load balancer would otherwise answer "no logs"
     for blocks it has not reached. Two-hop funding lookups use the same fetcher.
     """
 

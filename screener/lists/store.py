@@ -1,10 +1,10 @@
-"""Sanctions list versions in the database: the active version, staleness, refresh and diffs.
+"""Sanctions list versions in the database: the active version, staleness, snapshots and diffs.
 
 Every worker screens against the version with the highest ``seq``; verdicts record its id. A refresh
-activates a new version only after the download parsed and passed the guards (not empty, not HTML, no
-drop beyond lists.max_drop_fraction); anything else keeps the active version and is recorded with its
-reason in list_refreshes. Staleness fails closed: past lists.max_list_age_h since the active version was
-last verified, screening_snapshot raises ScreeningUnavailable and callers hold deposits.
+(screener.lists.refresh) activates a new version only after the download parsed and passed the guards
+(not empty, not HTML, no drop beyond lists.max_drop_fraction); anything else keeps the active version and
+is recorded with its reason in list_refreshes. Staleness fails closed: past lists.max_list_age_h since the
+active version was last verified, screening_snapshot raises ScreeningUnavailable and callers hold deposits.
 """
 
 from __future__ import annotations

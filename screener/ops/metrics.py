@@ -86,8 +86,8 @@ def _chain_families(snap: StatusSnapshot) -> list[Family]:
         "head": Family("screener_chain_head_block", "gauge", "Newest block number seen on the chain"),
         "safe": Family("screener_chain_safe_head_block", "gauge", "Newest block considered final (safe head)"),
         "cursor": Family("screener_chain_cursor_block", "gauge", "Last block fully processed"),
-        "lag_b": Family("screener_chain_lag_blocks", "gauge", "Safe head minus cursor, in blocks"),
-        "lag_s": Family("screener_chain_lag_seconds", "gauge", "How far the cursor is behind the safe head in time"),
+        "lag_b": Family("screener_chain_lag_blocks", "gauge", "Head minus the last scanned block, in blocks"),
+        "lag_s": Family("screener_chain_lag_seconds", "gauge", "Lag in blocks times the block time (estimate)"),
         "tick": Family("screener_chain_last_tick_timestamp_seconds", "gauge", "Unix time of the last tick"),
         "fail": Family("screener_chain_ticks_failed_total", "counter", "Ticks that failed (all workers)"),
     }

@@ -1,4 +1,4 @@
-"""Facts the screening policy reads: pure data, built by the gatherers (screener.decide.decide, .rescreen).
+"""Facts the screening policy reads: pure data, built by screener.decide.gather.
 
 Addresses are canonical for the chain family (EVM lowercase 0x, Tron T-form); times are UTC-aware.
 """

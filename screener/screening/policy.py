@@ -1,6 +1,6 @@
 """The screening policy: facts about one deposit in, a Verdict with evidence out. Pure: no I/O, no clock.
 
-The gatherer (screener.decide.decide) may hand over more facts than count (e.g. every indexed withdrawal to
+The gatherer (screener.decide.gather) may hand over more facts than count (e.g. every indexed withdrawal to
 the sender, whatever its date); this module decides which count, so the rules live in one testable place:
 
 - ``ofac.sdn``: the transfer ``from`` or the transaction initiator is on the active list -> BLOCK.

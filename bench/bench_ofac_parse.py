@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the XML writer lives in tests/support (test-only code, not installed)
 SHARED = ROOT.parent / "shared" / "data"
 CONS = SHARED / "ofac_raw" / "advanced_xml" / "cons_advanced_2020-03-17.xml"
 NEWEST = SHARED / "ofac" / "2025-05-30"

@@ -8,7 +8,6 @@ this drawing equal to the code)::
     ScreenerError                      screener_base.errors
     ├── ConfigError                    screener_base.errors
     ├── StorageError                   screener_base.errors
-    │   └── CursorMoved                screener.pipeline.store    (another worker moved the scan cursor)
     ├── LedgerError                    screener_base.errors
     │   └── IdempotencyConflict        screener_base.errors
     ├── ReviewError                    screener_base.errors
@@ -19,6 +18,7 @@ this drawing equal to the code)::
     ├── AddressError                   screener_base.errors
     ├── AddressImportError             screener.pipeline.addresses
     ├── BlockRangeError                screener.pipeline.backfill
+    ├── CursorMoved                    screener.pipeline.store    (another worker moved the scan cursor first)
     ├── ChainError                     screener_base.errors
     │   ├── RpcError                   screener_base.errors
     │   │   ├── TransientRpcError      chains.rpc_errors

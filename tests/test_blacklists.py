@@ -23,6 +23,7 @@ from chains.blacklists import (
     scan_blacklist_events,
 )
 from screener.db import session_scope
+from screener.decide.rescreen import make_index_hook
 from screener.demo.devnet import deploy
 from screener.indexes.store import BlacklistToken, blacklist_facts, scan_blacklist_index
 from screener.settings import Settings
@@ -145,7 +146,8 @@ def test_blacklist_index_on_anvil_both_issuers(engine: Engine, anvil_module: Anv
             BlacklistToken("USDC", tokens.usdc, tokens.usdc, Interface.FIATTOKEN),
         ],
     )
-    assert scan_blacklist_index(engine, source, Settings(), datetime.now(UTC), on_new_facts=None) == 3
+    hook = make_index_hook(Settings())
+    assert scan_blacklist_index(engine, source, Settings(), datetime.now(UTC), on_new_facts=hook) == 3
     with session_scope(engine) as s:
         facts = blacklist_facts(s, [USER])
     assert [(f.token_symbol, f.action) for f in facts] == [("USDT", "added"), ("USDT", "removed"), ("USDC", "added")]

@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 from screener.db import session_scope
 from screener.decide.decide import decide_deposits
 from screener.decide.gather import two_hop_funding
+from screener.decide.rescreen import make_index_hook
 from screener.demo.devnet import deploy, mixer
 from screener.indexes.rules import IndexKind
 from screener.indexes.sources import build_index_source
@@ -118,10 +119,12 @@ def test_scan_behind_flipping_balancer_never_skips_the_event(
     with FaultProxy(chain.node.url, flip_lag=LAG) as proxy:
         for _ in range(shift):  # which node answers which request: both orders are tried
             httpx.post(proxy.url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []})
-        source = build_index_source(_settings(proxy.url, chain), "polygon")
+        settings = _settings(proxy.url, chain)
+        source = build_index_source(settings, "polygon")
+        hook = make_index_hook(settings)
         for _ in range(MAX_SCANS):
             try:
-                scan(sqlite_engine, source, _settings(proxy.url, chain), datetime.now(UTC), on_new_facts=None)
+                scan(sqlite_engine, source, settings, datetime.now(UTC), on_new_facts=hook)
             except ScreenerError:
                 pass  # no endpoint served the range verifiably: the next scan retries
             found = _indexed(sqlite_engine, kind, address)

@@ -22,7 +22,7 @@ from sqlmodel import Session, select
 
 from sanctions_lists.snapshot import Diff
 from screener.db import make_engine, session_scope, upgrade
-from screener.decide import decide as decisions
+from screener.decide import decide as decide_module
 from screener.decide.rescreen import make_list_hook
 from screener.lists import refresh as lists_refresh
 from screener.lists import store as lists_store
@@ -100,7 +100,7 @@ def _tick(engine: Engine, block: int = 100) -> Callable[[], str]:
             deposit = make_deposit("ethereum", SENDER, block=block)
             s.add(deposit)
             s.flush()
-            decisions.decide_deposits(s, [deposit], SETTINGS, datetime.now(UTC))
+            decide_module.decide_deposits(s, [deposit], SETTINGS, datetime.now(UTC))
             return deposit.tx_hash
 
     return run
@@ -153,7 +153,7 @@ def test_activation_waits_for_a_tick_holding_the_list_and_its_hook_flags_the_cre
     race: Race, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     paused, go = threading.Event(), threading.Event()
-    real_catch_up = decisions._catch_up
+    real_catch_up = decide_module._catch_up
 
     def catch_up_paused(*args: Any, **kwargs: Any) -> None:  # where the index catch-up's RPC calls happen
         paused.set()
@@ -161,7 +161,7 @@ def test_activation_waits_for_a_tick_holding_the_list_and_its_hook_flags_the_cre
             raise AssertionError("the test never released the tick")
         real_catch_up(*args, **kwargs)
 
-    monkeypatch.setattr(decisions, "_catch_up", catch_up_paused)
+    monkeypatch.setattr(decide_module, "_catch_up", catch_up_paused)
     tick = Worker(_tick(race.engine))
     tick.start()
     assert paused.wait(WAIT_S)  # the tick holds its snapshot of version 1, its deposit not committed
@@ -212,7 +212,7 @@ def test_tick_during_an_activation_waits_and_screens_against_the_new_version(rac
 def test_ticks_queue_behind_a_waiting_activation(race: Race, monkeypatch: pytest.MonkeyPatch) -> None:
     """A stream of ticks cannot starve an activation: one that starts after it queues behind it."""
     paused, go = threading.Event(), threading.Event()
-    real_catch_up = decisions._catch_up
+    real_catch_up = decide_module._catch_up
 
     def first_tick_paused(*args: Any, **kwargs: Any) -> None:
         if threading.current_thread().name == "first-tick":
@@ -221,7 +221,7 @@ def test_ticks_queue_behind_a_waiting_activation(race: Race, monkeypatch: pytest
                 raise AssertionError("the test never released the tick")
         real_catch_up(*args, **kwargs)
 
-    monkeypatch.setattr(decisions, "_catch_up", first_tick_paused)
+    monkeypatch.setattr(decide_module, "_catch_up", first_tick_paused)
     first = Worker(_tick(race.engine, block=100))
     first.name = "first-tick"
     first.start()

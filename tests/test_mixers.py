@@ -20,6 +20,7 @@ from chains.mixers import (
     scan_withdrawals,
 )
 from screener.db import session_scope
+from screener.decide.rescreen import make_index_hook
 from screener.demo.devnet import mixer
 from screener.indexes.rules import IndexKind
 from screener.indexes.store import coverage_gap, scan_mixer_index, withdrawals_to
@@ -148,7 +149,7 @@ def test_mixer_index_on_anvil(engine: Engine, anvil_module: Anvil) -> None:
     settings = Settings()
     source = anvil_source(node, "devnet", pools=[pool.address], max_block_range=2)
     now = datetime.now(UTC)
-    assert scan_mixer_index(engine, source, settings, now, on_new_facts=None) == 1
+    assert scan_mixer_index(engine, source, settings, now, on_new_facts=make_index_hook(settings)) == 1
     head = node.block_number()
     with session_scope(engine) as s:
         (row,) = s.exec(select(MixerWithdrawalRow)).all()
@@ -158,8 +159,8 @@ def test_mixer_index_on_anvil(engine: Engine, anvil_module: Anvil) -> None:
         assert [w.tx_hash for w in withdrawals_to(s, [RECIPIENT])] == [first]
     # A second scan finds only the new withdrawal; rescans never duplicate.
     mixer.deposit_and_withdraw(node.rpc, pool, owner, RECIPIENT, "b")
-    assert scan_mixer_index(engine, source, settings, now, on_new_facts=None) == 1
-    assert scan_mixer_index(engine, source, settings, now, on_new_facts=None) == 0
+    assert scan_mixer_index(engine, source, settings, now, on_new_facts=make_index_hook(settings)) == 1
+    assert scan_mixer_index(engine, source, settings, now, on_new_facts=make_index_hook(settings)) == 0
     with session_scope(engine) as s:
         assert len(s.exec(select(MixerWithdrawalRow)).all()) == 2
         cursor = s.get(IndexCursor, ("devnet", IndexKind.MIXER))
@@ -172,13 +173,13 @@ def test_mixer_index_scan_is_bounded_and_restarts_on_new_pools(engine: Engine, a
     settings = Settings(screening={"index_max_ranges_per_scan": 2})
     source = anvil_source(node, "bounded", pools=["0x" + "01" * 20], max_block_range=3)
     now = datetime.now(UTC)
-    scan_mixer_index(engine, source, settings, now, on_new_facts=None)
+    scan_mixer_index(engine, source, settings, now, on_new_facts=make_index_hook(settings))
     with session_scope(engine) as s:
         cursor = s.get(IndexCursor, ("bounded", IndexKind.MIXER))
         assert cursor is not None and cursor.next_block == 6  # two ranges of three blocks from 0
     assert source.fetch_logs.calls == 2  # type: ignore[attr-defined]
     other = anvil_source(node, "bounded", pools=["0x" + "02" * 20], max_block_range=1000)
-    scan_mixer_index(engine, other, settings, now, on_new_facts=None)
+    scan_mixer_index(engine, other, settings, now, on_new_facts=make_index_hook(settings))
     with session_scope(engine) as s:
         cursor = s.get(IndexCursor, ("bounded", IndexKind.MIXER))
         assert cursor is not None and cursor.first_block == 0 and cursor.next_block == node.block_number() + 1
@@ -187,7 +188,7 @@ def test_mixer_index_scan_is_bounded_and_restarts_on_new_pools(engine: Engine, a
 def test_chain_without_pools_is_covered_without_rpc(engine: Engine, anvil_module: Anvil) -> None:
     fetcher = CountingFetcher(anvil_module, fail=True)
     source = anvil_source(anvil_module, "tronish", fetcher=fetcher)
-    scan_mixer_index(engine, source, Settings(), datetime.now(UTC), on_new_facts=None)
+    scan_mixer_index(engine, source, Settings(), datetime.now(UTC), on_new_facts=make_index_hook(Settings()))
     with session_scope(engine) as s:
         assert coverage_gap(s, "tronish", IndexKind.MIXER, anvil_module.block_number()) is None
     assert fetcher.calls == 0

@@ -15,8 +15,7 @@ from sqlmodel import Session
 
 from screener.demo.devnet.anvil import Anvil
 from screener.models.deposits import Deposit
-from screener.pipeline.backfill import plan_range
-from screener.pipeline.tick import BlockRangeError, backfill
+from screener.pipeline.backfill import BlockRangeError, backfill, plan_range
 from tests.support.chain_env import (
     CHAIN,
     deposit_address,

@@ -21,7 +21,8 @@ def backfill_cmd(
 
     from screener.decide.decide import make_decider
     from screener.indexes.sources import runtime_lookup
-    from screener.pipeline.tick import backfill, build_chain_runtime
+    from screener.pipeline.backfill import backfill
+    from screener.pipeline.runtime import build_chain_runtime
 
     settings = state().settings
     engine = state().engine()

@@ -35,15 +35,15 @@ from screener.ops.alerts import deliver_due
 from screener.ops.metrics import ProcessStats
 from screener.ops.status import StatusSnapshot, collect
 from screener.pipeline.runtime import ChainRuntime
+from screener.pipeline.store import Decide
 from screener.pipeline.tick import TickResult, tick
 from screener.review.rules import DepositStatus
 from screener.settings import Settings
 from screener_base.redact import redact_text
 
-log = logging.getLogger("screener.daemon.worker")
+log = logging.getLogger("screener.daemon")
 tick_log = logging.getLogger("screener.tick")
 
-Decider = Callable[[Session, list[Deposit], datetime], None]
 # Ticks one poll may run back to back while catching up (each is bounded by the chain's max_block_range).
 MAX_TICKS_PER_POLL = 1000
 
@@ -63,7 +63,7 @@ class JobContext:
     stats: ProcessStats
     stopping: threading.Event
     runtimes: dict[str, ChainRuntime] = field(default_factory=dict)
-    decide: Decider | None = None
+    decide: Decide | None = None
     index_runtimes: dict[str, ChainRuntime] = field(default_factory=dict)
     index_lookup: Callable[[str], Any] | None = None
     snapshot: StatusSnapshot | None = None
@@ -262,7 +262,7 @@ class Jobs:
             if grant is None:
                 return
             now = ctx.now_fn()
-            hook = make_list_hook(ctx.settings)
+            hook = make_list_hook(ctx.settings, ctx.now_fn)
             try:
                 result = lists_refresh.refresh(ctx.engine, ctx.settings, None, now, on_activated=hook)
             except LeaseLost:

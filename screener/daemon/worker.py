@@ -48,7 +48,7 @@ from screener.settings import Settings
 from screener_base.clock import utc_now
 from screener_base.errors import ConfigError
 
-log = logging.getLogger("screener.daemon.worker")
+log = logging.getLogger("screener.daemon")
 EXECUTOR_THREADS = 8
 
 

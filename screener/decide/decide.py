@@ -8,7 +8,7 @@ holds the deposit; an exception here would roll the whole tick back, so only bug
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlmodel import Session
@@ -18,6 +18,7 @@ from screener.decide.rescreen import make_index_hook
 from screener.indexes.rules import IndexKind
 from screener.indexes.store import catch_up, coverage_gap, extend_back
 from screener.models.deposits import Deposit
+from screener.pipeline.store import Decide
 from screener.review import service as review
 from screener.screening.policy import screen
 from screener.screening.verdicts import Verdict
@@ -27,10 +28,9 @@ from screener_base.errors import ScreenerError
 
 log = logging.getLogger(__name__)
 
-Decider = Callable[[Session, list[Deposit], datetime], None]
 
 
-def make_decider(settings: Settings, rpc_lookup: RpcLookup | None = None) -> Decider:
+def make_decider(settings: Settings, rpc_lookup: RpcLookup | None = None) -> Decide:
     """``decide(session, new_deposits, now)`` for screener.pipeline.tick.tick.
 
     With ``rpc_lookup`` the decider catches a lagging mixer/blacklist index up to the deposits' blocks and

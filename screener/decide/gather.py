@@ -11,6 +11,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import Flag, auto
 
 from sqlmodel import Session
 
@@ -62,7 +63,7 @@ class ListState:
         return cls(version_id, snapshot)
 
     @classmethod
-    def entries(cls, version_id: int, entries: list[Entry]) -> ListState:
+    def only(cls, version_id: int, entries: list[Entry]) -> ListState:
         """Only ``entries`` (e.g. those a new version added), matched as the whole list would be."""
         return cls(version_id, Snapshot(entries))
 
@@ -70,6 +71,7 @@ class ListState:
     def unchanged(cls, version_id: int | None) -> ListState:
         """The deposit's list verdict stands: nothing is matched again (re-screening new index facts)."""
         return cls(version_id, Snapshot(()))
+
 
 
 @dataclass
@@ -87,15 +89,41 @@ def window_blocks(settings: Settings, chain: str, kind: str) -> int:
     return lookback_blocks(settings, kind, block_time_s)
 
 
+class Scope(Flag):
+    """Which facts a gather reads. Deciding reads all; a re-screen reads only what changed, so that nothing
+    else (a malformed mixer_pools entry, an RPC lookup) can fail the transaction that activates a list."""
+
+    LISTS = auto()  # list hits (and why the list could not be matched)
+    MIXER = auto()  # withdrawals to a party (the mixer index)
+    BLACKLIST = auto()  # issuer blacklist events of a party
+    ALL = LISTS | MIXER | BLACKLIST  # plus coverage, mixer contracts and two-hop funding
+
+
 def gather(
-    session: Session, deposit: Deposit, lists: ListState, settings: Settings, rpc_lookup: RpcLookup | None
+    session: Session,
+    deposit: Deposit,
+    lists: ListState,
+    settings: Settings,
+    rpc_lookup: RpcLookup | None,
+    scope: Scope = Scope.ALL,
 ) -> ScreeningInput:
+    """Everything the policy reads about ``deposit`` within ``scope``; what cannot be checked is Unavailable."""
     facts, mismatch = _facts(deposit, settings)
-    parties = facts.parties()
-    addresses = [a for _, a in parties]
-    got = _list_hits(facts, lists)
+    addresses = [a for _, a in facts.parties()]
+    got = _list_hits(facts, lists) if Scope.LISTS in scope else _Gathered()
     if mismatch:
         got.unavailable.append(Unavailable(Check.LISTS, mismatch))
+    withdrawals = tuple(withdrawals_to(session, addresses)) if Scope.MIXER in scope else ()
+    blacklist = tuple(blacklist_facts(session, addresses)) if Scope.BLACKLIST in scope else ()
+    if scope != Scope.ALL:
+        return ScreeningInput(
+            deposit=facts,
+            list_version_id=lists.version_id,
+            list_hits=tuple(got.hits),
+            withdrawals=withdrawals,
+            blacklist=blacklist,
+            unavailable=tuple(got.unavailable),
+        )
     for kind, check in ((IndexKind.MIXER, Check.MIXER_INDEX), (IndexKind.BLACKLIST, Check.BLACKLIST_INDEX)):
         gap = coverage_gap(session, facts.chain, kind, facts.block_number, window_blocks(settings, facts.chain, kind))
         if gap is not None:
@@ -111,9 +139,9 @@ def gather(
         list_version_id=lists.version_id,
         list_hits=tuple(got.hits),
         mixer_contracts=tuple(_mixer_hits(session, facts, settings)),
-        withdrawals=tuple(withdrawals_to(session, addresses)),
+        withdrawals=withdrawals,
         funding=funding,
-        blacklist=tuple(blacklist_facts(session, addresses)),
+        blacklist=blacklist,
         unavailable=tuple(got.unavailable),
     )
 
@@ -173,21 +201,21 @@ def two_hop_funding(
     if source is None:
         return (), "no RPC access to look up the sender's funding"
     cfg = settings.screening
-    window_blocks = math.ceil(cfg.two_hop_lookback_days * 86_400 / source.block_time_s)
+    window = math.ceil(cfg.two_hop_lookback_days * 86_400 / source.block_time_s)
     try:
         sender = tron_to_hex20(facts.from_address) if facts.family is Family.TRON else facts.from_address
         scan = scan_funding(
             source.fetch_logs,
             source.tokens,
             sender,
-            max(0, facts.block_number - window_blocks),
+            max(0, facts.block_number - window),
             facts.block_number,
             max_range_blocks=source.max_block_range,
             budget_calls=max(1, cfg.two_hop_rpc_budget - 1),  # one call is kept for block timestamps
             family=facts.family,
         )
         if not scan.complete:
-            return (), f"RPC budget of {cfg.two_hop_rpc_budget} calls ran out before {window_blocks} blocks were read"
+            return (), f"RPC budget of {cfg.two_hop_rpc_budget} calls ran out before {window} blocks were read"
         transfers = scan.transfers[:MAX_FUNDING_TRANSFERS]
         by_funder: dict[str, list[WithdrawalFact]] = {}
         for w in withdrawals_to(session, sorted({t.sender for t in transfers})):

@@ -19,7 +19,7 @@ from sqlmodel import Session, col, or_, select
 
 from sanctions_lists.entries import Entry
 from sanctions_lists.snapshot import Diff
-from screener.decide.gather import ListState, gather
+from screener.decide.gather import ListState, Scope, gather
 from screener.indexes.rules import IndexKind
 from screener.indexes.store import NewFactsHook, deposits_touching
 from screener.models.deposits import Deposit
@@ -81,13 +81,14 @@ def _rescreen_added(session: Session, version_id: int, diff: Diff, settings: Set
         if entry.family in SCREENED_FAMILIES:
             added.setdefault(entry.canonical, []).append(entry)
     since = now - timedelta(days=settings.lists.rescreen_lookback_days)
-    newly_listed = ListState.entries(version_id, [e for entries in added.values() for e in entries])
+    newly_listed = ListState.only(version_id, [e for entries in added.values() for e in entries])
     counts = {"flagged": 0, "escalated": 0}
     for chunk in _chunks(sorted(added)):
         for deposit in deposits_touching(session, chunk, DECIDED):
             if DepositFacts.of(deposit).block_time < since:
                 continue
-            verdict = screen(gather(session, deposit, newly_listed, settings, None), settings.screening, now)
+            inp = gather(session, deposit, newly_listed, settings, None, Scope.LISTS)
+            verdict = screen(inp, settings.screening, now)
             ofac = tuple(f for f in verdict.findings if f.rule_id == RULE_OFAC)
             if not ofac:
                 continue
@@ -139,14 +140,16 @@ def _annotate_removed(session: Session, version_id: int, diff: Diff, now: dateti
 def apply_index_facts(session: Session, kind: str, rows: Sequence[Any], settings: Settings, now: datetime) -> int:
     """New mixer withdrawals or blacklist additions: re-screen decided deposits of those addresses."""
     if kind == IndexKind.MIXER:
-        rule, addresses = RULE_MIXER_RECIPIENT, sorted({r.recipient for r in rows})
+        rule, scope, addresses = RULE_MIXER_RECIPIENT, Scope.MIXER, sorted({r.recipient for r in rows})
     else:
-        rule, addresses = RULE_ISSUER_BLACKLIST, sorted({r.address for r in rows if r.action == "added"})
+        added = sorted({r.address for r in rows if r.action == "added"})
+        rule, scope, addresses = RULE_ISSUER_BLACKLIST, Scope.BLACKLIST, added
     evidence = {r.tx_hash for r in rows}
     touched = 0
     for chunk in _chunks(addresses):
         for deposit in deposits_touching(session, chunk, DECIDED):
-            inp = gather(session, deposit, ListState.unchanged(deposit.list_version_id), settings, None)
+            unchanged = ListState.unchanged(deposit.list_version_id)
+            inp = gather(session, deposit, unchanged, settings, None, scope)
             found = [
                 f
                 for f in screen(inp, settings.screening, now).findings
@@ -163,7 +166,8 @@ def _act_on(session: Session, deposit: Deposit, findings: list[Finding], now: da
         hold = review.hold_for_deposit(session, deposit.id or 0)
         if hold is None or hold.state not in HoldState.UNRESOLVED:
             return False
-        review.annotate_hold(session, hold.id or 0, f"new evidence after the decision: {summary}", "system", now)
+        text = f"new evidence after the decision: {summary}"
+        review.annotate_hold(session, hold.id or 0, text, review.SYSTEM_ACTOR, now)
         return True
     review.raise_review_flag(session, deposit, findings, f"new evidence after the credit: {summary}", now)
     return True

@@ -40,7 +40,7 @@ from screener_base.errors import ChainError
 MAX_FACT_ROWS = 10_000
 # Rows a scan has just stored, handed over in the same transaction (the daemon and the decider pass
 # screener.decide.rescreen.make_index_hook: decided deposits of those addresses are looked at again).
-# Every scan entry point takes it as a required keyword so no caller skips the re-screen by omission.
+# Every scan entry point requires it (no default, no None), so no caller can skip the re-screen.
 NewFactsHook = Callable[[Session, str, Sequence[Any], datetime], object]
 # Start the index this much before the lookback window so deposits right after install are fully covered.
 _WINDOW_MARGIN = 1.1
@@ -226,7 +226,7 @@ def _scan(
     settings: Settings,
     now: datetime,
     to_block: int | None,
-    on_new_facts: NewFactsHook | None,
+    on_new_facts: NewFactsHook,
 ) -> int:
     head = source.safe_head() if to_block is None else to_block
     with sessions() as session:
@@ -241,14 +241,14 @@ def _scan(
         rows = _fetch(source, kind, lo, hi, now)  # raises unless [lo, hi] was served whole: the cursor stays
         with sessions() as session:
             new = _store(session, source, kind, rows, lo, hi + 1, now)
-            if new and on_new_facts is not None:
+            if new:
                 on_new_facts(session, kind, new, now)
         count += len(new)
     return count
 
 
 def scan_mixer_index(
-    engine: Engine, source: IndexSource, settings: Settings, now: datetime, *, on_new_facts: NewFactsHook | None
+    engine: Engine, source: IndexSource, settings: Settings, now: datetime, *, on_new_facts: NewFactsHook
 ) -> int:
     """Scheduled job: index the chain's mixer Withdrawal events up to its safe head; returns new rows."""
     sessions = partial(session_scope, engine)
@@ -256,7 +256,7 @@ def scan_mixer_index(
 
 
 def scan_blacklist_index(
-    engine: Engine, source: IndexSource, settings: Settings, now: datetime, *, on_new_facts: NewFactsHook | None
+    engine: Engine, source: IndexSource, settings: Settings, now: datetime, *, on_new_facts: NewFactsHook
 ) -> int:
     """Scheduled job: index the chain's USDT/USDC blacklist events up to its safe head; returns new rows."""
     sessions = partial(session_scope, engine)
@@ -271,7 +271,7 @@ def catch_up(
     now: datetime,
     to_block: int,
     *,
-    on_new_facts: NewFactsHook | None,
+    on_new_facts: NewFactsHook,
 ) -> int:
     """Scan up to ``to_block`` inside the caller's transaction (the decider, before deciding)."""
     return _scan(lambda: nullcontext(session), source, kind, settings, ensure_utc(now), to_block, on_new_facts)
@@ -285,7 +285,7 @@ def extend_back(
     now: datetime,
     down_to_block: int,
     *,
-    on_new_facts: NewFactsHook | None,
+    on_new_facts: NewFactsHook,
 ) -> int:
     """Scan below the index's first block, newest range first, inside the caller's transaction.
 
@@ -306,7 +306,7 @@ def extend_back(
         cursor.first_block, cursor.updated_at = lo, now
         session.add(cursor)
         session.flush()
-        if new and on_new_facts is not None:
+        if new:
             on_new_facts(session, kind, new, now)
         count += len(new)
     return count

@@ -11,8 +11,6 @@ from sqlmodel import Field, SQLModel
 from screener.db import Amount
 from screener.review.rules import DepositStatus
 
-__all__ = ["Deposit", "DepositStatus"]
-
 
 class Deposit(SQLModel, table=True):
     __tablename__ = "deposits"

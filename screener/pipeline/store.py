@@ -18,7 +18,7 @@ from chains.scanning import DeepReorg, Header
 from screener.models.chain import ChainHeader, ScanCursor
 from screener.models.deposits import Deposit
 from screener.review.rules import DepositStatus
-from screener_base.errors import StorageError
+from screener_base.errors import ScreenerError
 
 # Headers kept per chain (range ends and deposit blocks): the window in which a reorg can be located.
 KEEP_HEADERS = 512
@@ -28,7 +28,7 @@ Decide = Callable[[Session, list[Deposit], datetime], None]
 OrphanHandler = Callable[[Session, list[Deposit], datetime], None]
 
 
-class CursorMoved(StorageError):
+class CursorMoved(ScreenerError):
     """Another worker moved the cursor since we read it; this tick's work is discarded (not an error)."""
 
 

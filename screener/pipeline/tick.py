@@ -37,9 +37,8 @@ from chains.scanning import (
 from screener.db import session_scope
 from screener.models.deposits import Deposit
 from screener.pipeline.addresses import refresh_watch
-from screener.pipeline.backfill import BackfillResult, BlockRangeError, backfill
 from screener.pipeline.read import RangeScan, ScanCounts, scan_range, verify_tokens
-from screener.pipeline.runtime import ChainRuntime, build_chain_runtime
+from screener.pipeline.runtime import ChainRuntime
 from screener.pipeline.store import (
     CursorMoved,
     Decide,
@@ -58,16 +57,6 @@ from screener.pipeline.store import (
 from screener_base.clock import utc_now
 from screener_base.errors import ChainError, DecodeError
 
-__all__ = [
-    "BackfillResult",
-    "BlockRangeError",
-    "ChainRuntime",
-    "ReorgInfo",
-    "TickResult",
-    "backfill",
-    "build_chain_runtime",
-    "tick",
-]
 log = logging.getLogger(__name__)
 MAX_ENDPOINTS_PER_TICK = 3
 MAX_UNSTABLE_TICKS = 5

@@ -159,7 +159,7 @@ def check_schema(engine: Engine) -> None:
 
 def insert_ignore(session: orm.Session, table: sa.Table, values: dict[str, Any], keys: list[str]) -> None:
     """INSERT ... ON CONFLICT DO NOTHING on both stores."""
-    from sqlalchemy.dialects import postgresql, sqlite  # lazy: every CLI command imports db; few insert this way
+    from sqlalchemy.dialects import postgresql, sqlite  # lazy: every CLI command imports db; only writers need these
 
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     session.execute(insert(table).values(**values).on_conflict_do_nothing(index_elements=keys))

@@ -112,3 +112,26 @@ def test_deposits_outside_the_lookback_are_not_rescreened(engine: Engine, list_f
     _refresh(engine, list_files["2025-03-05"])
     with session_scope(engine) as s:
         assert s.exec(select(ReviewFlag)).all() == []
+
+
+def test_a_bad_mixer_pool_setting_cannot_refuse_a_new_list(engine: Engine, list_files: dict[str, str]) -> None:
+    """The list re-screen reads list facts only: a malformed chains.<x>.mixer_pools entry (which the mixer
+    heuristics would trip over) must not fail the activation, or newly listed senders would keep being
+    credited against the old list."""
+    _covered(engine, "devnet")
+    with session_scope(engine) as s:
+        lists_store.ensure_active(s, datetime.now(UTC))
+        credited = make_deposit("devnet", TORNADO_ROUTER, block=5)
+        s.add(credited)
+        s.flush()
+        (verdict,) = decide_deposits(s, [credited], SETTINGS, datetime.now(UTC))
+    assert verdict.decision is Decision.CREDIT
+    broken = Settings(
+        lists=SETTINGS.lists.model_dump(), chains={"devnet": {"chain_id": 31337, "mixer_pools": ["0xnot-an-address"]}}
+    )
+    source = list_files["2025-03-05"]
+    result = lists_refresh.refresh(engine, broken, source, datetime.now(UTC), on_activated=make_list_hook(broken))
+    assert result.status == "updated", result.summary_line()
+    with session_scope(engine) as s:
+        flags = s.exec(select(ReviewFlag).where(ReviewFlag.deposit_id == credited.id)).all()
+        assert [(f.rule_id, f.matched_address) for f in flags] == [("ofac.sdn", TORNADO_ROUTER)]

@@ -73,7 +73,6 @@ class ListState:
         return cls(version_id, Snapshot(()))
 
 
-
 @dataclass
 class _Gathered:
     hits: list[ListHit] = field(default_factory=list)
@@ -113,37 +112,36 @@ def gather(
     got = _list_hits(facts, lists) if Scope.LISTS in scope else _Gathered()
     if mismatch:
         got.unavailable.append(Unavailable(Check.LISTS, mismatch))
-    withdrawals = tuple(withdrawals_to(session, addresses)) if Scope.MIXER in scope else ()
-    blacklist = tuple(blacklist_facts(session, addresses)) if Scope.BLACKLIST in scope else ()
-    if scope != Scope.ALL:
-        return ScreeningInput(
-            deposit=facts,
-            list_version_id=lists.version_id,
-            list_hits=tuple(got.hits),
-            withdrawals=withdrawals,
-            blacklist=blacklist,
-            unavailable=tuple(got.unavailable),
-        )
-    for kind, check in ((IndexKind.MIXER, Check.MIXER_INDEX), (IndexKind.BLACKLIST, Check.BLACKLIST_INDEX)):
-        gap = coverage_gap(session, facts.chain, kind, facts.block_number, window_blocks(settings, facts.chain, kind))
-        if gap is not None:
-            got.unavailable.append(Unavailable(check, gap))
+    mixer_contracts: tuple[MixerContractHit, ...] = ()
     funding: tuple[FundingFact, ...] = ()
-    if two_hop_applies(facts, settings.screening):
-        source = rpc_lookup(facts.chain) if rpc_lookup else None
-        funding, problem = two_hop_funding(session, facts, settings, source)
-        if problem:
-            got.unavailable.append(Unavailable(Check.TWO_HOP, problem))
+    if scope == Scope.ALL:  # what only a decision reads: coverage, two-hop funding, mixer contracts
+        got.unavailable += _coverage_gaps(session, facts, settings)
+        if two_hop_applies(facts, settings.screening):
+            source = rpc_lookup(facts.chain) if rpc_lookup else None
+            funding, problem = two_hop_funding(session, facts, settings, source)
+            if problem:
+                got.unavailable.append(Unavailable(Check.TWO_HOP, problem))
+        mixer_contracts = tuple(_mixer_hits(session, facts, settings))
     return ScreeningInput(
         deposit=facts,
         list_version_id=lists.version_id,
         list_hits=tuple(got.hits),
-        mixer_contracts=tuple(_mixer_hits(session, facts, settings)),
-        withdrawals=withdrawals,
+        mixer_contracts=mixer_contracts,
+        withdrawals=tuple(withdrawals_to(session, addresses)) if Scope.MIXER in scope else (),
         funding=funding,
-        blacklist=blacklist,
+        blacklist=tuple(blacklist_facts(session, addresses)) if Scope.BLACKLIST in scope else (),
         unavailable=tuple(got.unavailable),
     )
+
+
+def _coverage_gaps(session: Session, facts: DepositFacts, settings: Settings) -> list[Unavailable]:
+    """An index that does not cover the deposit's block and lookback window cannot clear it."""
+    gaps = []
+    for kind, check in ((IndexKind.MIXER, Check.MIXER_INDEX), (IndexKind.BLACKLIST, Check.BLACKLIST_INDEX)):
+        gap = coverage_gap(session, facts.chain, kind, facts.block_number, window_blocks(settings, facts.chain, kind))
+        if gap is not None:
+            gaps.append(Unavailable(check, gap))
+    return gaps
 
 
 def _facts(deposit: Deposit, settings: Settings) -> tuple[DepositFacts, str | None]:

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
+from screener.db import insert_ignore
 from screener.ledger import audit
 from screener.ledger.rules import (
     CUSTODY,
@@ -103,20 +103,19 @@ def balance_of(account: LedgerAccount) -> Balance:
 
 def _ensure_accounts(session: Session, names: list[str], asset: str, now: datetime) -> None:
     """Create missing accounts; ON CONFLICT DO NOTHING keeps a concurrent creator harmless."""
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     table = LedgerAccount.__table__  # type: ignore[attr-defined]
     for name in names:
-        stmt = insert(table).values(
-            name=name,
-            asset=asset,
-            normal=normal_side(name),
-            debits_posted=0,
-            debits_pending=0,
-            credits_posted=0,
-            credits_pending=0,
-            created_at=ensure_utc(now),
-        )
-        session.execute(stmt.on_conflict_do_nothing(index_elements=["name", "asset"]))
+        values = {
+            "name": name,
+            "asset": asset,
+            "normal": normal_side(name),
+            "debits_posted": 0,
+            "debits_pending": 0,
+            "credits_posted": 0,
+            "credits_pending": 0,
+            "created_at": ensure_utc(now),
+        }
+        insert_ignore(session, table, values, ["name", "asset"])
 
 
 def lock_accounts(session: Session, names: list[str], asset: str, now: datetime) -> dict[str, LedgerAccount]:

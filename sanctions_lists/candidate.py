@@ -6,8 +6,8 @@ from datetime import datetime
 
 from sanctions_lists.fetch import Fetched
 from sanctions_lists.formats import parse_file
-from sanctions_lists.guards import check_candidate
-from sanctions_lists.snapshot import Provenance, Snapshot
+from sanctions_lists.guards import check_drop, check_not_empty
+from sanctions_lists.snapshot import Diff, Provenance, Snapshot
 
 
 def build_candidate(fetched: Fetched, fetched_at: datetime) -> Snapshot:
@@ -25,7 +25,11 @@ def build_candidate(fetched: Fetched, fetched_at: datetime) -> Snapshot:
     return Snapshot(parsed.entries, provenance)
 
 
-def vet_candidate(candidate: Snapshot, active_count: int | None, max_drop_fraction: float) -> None:
-    """ListError unless the candidate may replace a list of ``active_count`` entries."""
+def vet_candidate(
+    candidate: Snapshot, active: Snapshot, change: Diff, max_drop_fraction: float, drop_floor_entries: int
+) -> None:
+    """ListError unless the candidate holds addresses and removes no more from ``active`` than the drop guard
+    allows (``change`` is ``diff(active, candidate)``)."""
     source = candidate.provenance.source if candidate.provenance else "candidate list"
-    check_candidate(len(candidate), active_count, max_drop_fraction, source)
+    check_not_empty(len(candidate), source)
+    check_drop(active, change, max_drop_fraction, drop_floor_entries, source)

@@ -31,6 +31,11 @@ class Family(StrEnum):
     OTHER = "other"
 
 
+# The families the worker screens deposits in (EVM chains, Tron); OFAC's other addresses are kept as evidence
+# only. The list guards (sanctions_lists.guards) and the re-screen after an activation count these.
+SCREENED_FAMILIES: tuple[str, ...] = (Family.EVM.value, Family.TRON.value)
+
+
 def is_evm(address: str) -> bool:
     return bool(_EVM_RE.match(address))
 

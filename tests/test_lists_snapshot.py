@@ -5,10 +5,9 @@ from __future__ import annotations
 import pytest
 
 from sanctions_lists.entries import make_entry
-from sanctions_lists.guards import check_candidate
 from sanctions_lists.snapshot import Snapshot, diff
 from screener_base.addresses import tron_to_hex20
-from screener_base.errors import AddressError, ListError
+from screener_base.errors import AddressError
 
 EVM = "0x8589427373D6D84E98730D7795D8f6f8731FDA16"  # Tornado Cash, as published (mixed case)
 TRON = "TXYZopYRdj2D9XRtbG411XZZ3kM5VkAeBf"
@@ -77,15 +76,3 @@ def test_diff_by_address_and_tag_not_by_name() -> None:
     assert removed == {(old.entries[0].family, old.entries[0].tag)}
     assert change.added_addresses == {("evm", "0x" + "ab" * 20)}  # EVM was listed before, under ETH/USDC
     assert diff(None, old).added_addresses == old.addresses()
-
-
-@pytest.mark.parametrize(
-    ("candidate", "active", "ok"),
-    [(100, 100, True), (80, 100, True), (79, 100, False), (10, 100, False), (0, None, False), (5, None, True)],
-)
-def test_drop_guard(candidate: int, active: int | None, ok: bool) -> None:
-    if ok:
-        check_candidate(candidate, active, 0.2, "src")
-    else:
-        with pytest.raises(ListError):
-            check_candidate(candidate, active, 0.2, "src")

@@ -174,7 +174,8 @@ def test_transient_failures_are_retried(engine: Engine, lists_xml: dict[str, byt
 def test_activation_hook_runs_in_the_activating_transaction(
     engine: Engine, lists_xml: dict[str, bytes], tmp_path: Path
 ) -> None:
-    settings = _settings()
+    # The drop guard counts per screened family: these steps remove 9 of 33 Tron, then 90 of 157 EVM addresses.
+    settings = _settings(max_drop_fraction=0.6)
     calls: list[tuple[int | None, int, Diff]] = []
 
     def hook(session: Session, old_id: int | None, new_id: int, change: Diff) -> None:
@@ -217,7 +218,8 @@ def test_activation_hook_runs_in_the_activating_transaction(
 def test_sdn_csv_source_carries_the_truncation_note(engine: Engine, shared_data: Path) -> None:
     settings = _settings(max_drop_fraction=1.0)  # sdn.csv shows far fewer addresses than the bundle
     csv_path = shared_data / "ofac_raw" / "sdn_csv" / "sdn_2022-11-09.csv"
-    result = lists_refresh.refresh(engine, settings, str(csv_path), NOW)
+    # sdn.csv has no publication date: only the operator's explicit override lets it replace the dated bundle.
+    result = lists_refresh.refresh(engine, settings, str(csv_path), NOW, accept_undated=True)
     assert result.status == "updated"
     with session_scope(engine) as session:
         version = lists_store.get_version(session, result.version_id or 0)

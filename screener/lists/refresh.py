@@ -5,11 +5,16 @@ lock (``lists_store.lock_active_version(exclusive=True)``: on PostgreSQL an EXCL
 for the screening transactions holding the version FOR SHARE, then FOR UPDATE; BEGIN IMMEDIATE on SQLite),
 re-reads it, and either marks it verified (same sha256) or vets and activates the candidate, so two workers
 refreshing at once activate one version and the re-screen hook sees every deposit screened against the old one.
-A candidate published before the active version is rejected: an old copy must not unlist addresses.
+The guards (sanctions_lists.guards) run there, against the active version: a candidate dated in the future, or
+before the active version, or undated while the active version is dated (unless the operator passes
+``accept_undated``), or removing too much of a screened family or of the total, is rejected. An undated list
+accepted that way is audited (``list.accepted_undated``) under the OS account running the refresh.
 """
 
 from __future__ import annotations
 
+import os
+import pwd
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,8 +25,10 @@ from sqlmodel import Session
 
 from sanctions_lists.candidate import build_candidate, vet_candidate
 from sanctions_lists.fetch import fetch
-from sanctions_lists.snapshot import Diff, Snapshot, diff
+from sanctions_lists.guards import check_publication
+from sanctions_lists.snapshot import Diff, Provenance, Snapshot, diff
 from screener.db import session_scope
+from screener.ledger import audit
 from screener.lists.rules import RefreshStatus
 from screener.lists.store import (
     active_version,
@@ -29,6 +36,7 @@ from screener.lists.store import (
     insert_version,
     load_snapshot,
     lock_active_version,
+    newest_publication,
 )
 from screener.models.lists import ListRefresh, ListVersion
 from screener.settings import Settings
@@ -39,6 +47,7 @@ from screener_base.errors import ListError, ScreenerError
 OnActivated = Callable[[Session, int | None, int, Diff], object]
 ACTIVATION_ATTEMPTS = 3
 BUNDLE_FORMAT = "bundle"
+AUDIT_ACCEPTED_UNDATED = "list.accepted_undated"
 
 
 @dataclass(frozen=True)
@@ -114,14 +123,46 @@ def _mark_unchanged(
     return RefreshResult(RefreshStatus.UNCHANGED, active.id, "", sha256=active.sha256, entry_count=active.entry_count)
 
 
+def os_account() -> str:
+    """The OS account running this process, as the kernel authenticated it (never a flag or variable)."""
+    uid = os.geteuid()
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:  # a container uid without a passwd entry: still the authenticated identity
+        return f"uid:{uid}"
+
+
+def _audit_accepted_undated(
+    session: Session, new_id: int, replaced: ListVersion, prov: Provenance, now: datetime
+) -> None:
+    """The operator let an undated list replace ``replaced``: who, what and what it replaced, in the chain."""
+    payload = {
+        "version_id": new_id,
+        "source": prov.source,
+        "sha256": prov.sha256,
+        "replaced_version_id": replaced.id,
+        "replaced_published_at": ensure_utc(replaced.published_at).isoformat() if replaced.published_at else None,
+    }
+    # The activation holds the list_versions lock; the audit head comes after it (the documented order).
+    audit.append(session, AUDIT_ACCEPTED_UNDATED, f"list_version:{new_id}", payload, os_account(), now)
+
+
 def _activate(
-    session: Session, active: ListVersion, candidate: Snapshot, now: datetime, on_activated: OnActivated | None
+    session: Session,
+    active: ListVersion,
+    candidate: Snapshot,
+    change: Diff,
+    now: datetime,
+    on_activated: OnActivated | None,
+    *,
+    accept_undated: bool,
 ) -> RefreshResult:
     prov = candidate.provenance
     assert prov is not None
-    change = diff(load_snapshot(session, active), candidate)
     verified_at = (prov.published_at or now) if prov.source_format == BUNDLE_FORMAT else now
     new_id = insert_version(session, active.seq + 1, candidate, now, verified_at)
+    if accept_undated and prov.published_at is None:
+        _audit_accepted_undated(session, new_id, active, prov, now)
     if on_activated is not None:
         try:
             on_activated(session, active.id, new_id, change)
@@ -146,22 +187,27 @@ def _activate(
     )
 
 
-def _refuse_older(candidate: Snapshot, active: ListVersion) -> None:
-    """ListError when the candidate was published before the active version (both dates known).
-
-    Only the order of publication counts: OFAC may not republish for weeks, so an old publication date
-    alone says nothing about staleness (that is last_verified_at's job).
-    """
+def _vet(
+    session: Session, active: ListVersion, candidate: Snapshot, settings: Settings, now: datetime, accept_undated: bool
+) -> Diff:
+    """Every guard, against the active version (under its lock); the candidate's diff from it."""
     prov = candidate.provenance
-    if prov is None or prov.published_at is None or active.published_at is None:
-        return
-    published, active_published = ensure_utc(prov.published_at), ensure_utc(active.published_at)
-    if published < active_published:
-        raise ListError(
-            f"{prov.source} was published {published:%Y-%m-%d}, before active list version {active.id} "
-            f"(published {active_published:%Y-%m-%d}); an older list must not replace a newer one",
-            "check that the source is current (not a stale mirror or cached copy) and refresh again",
-        )
+    assert prov is not None
+    # Against the newest dated version, not only the active one: an accepted undated list must not open the
+    # door to any old dated copy after it.
+    dated = active if active.published_at is not None else newest_publication(session)
+    check_publication(
+        prov.published_at,
+        dated.published_at if dated else None,
+        active_version_id=dated.id if dated else active.id,
+        now=now,
+        accept_undated=accept_undated,
+        source=prov.source,
+    )
+    current = load_snapshot(session, active)
+    change = diff(current, candidate)
+    vet_candidate(candidate, current, change, settings.lists.max_drop_fraction, settings.lists.drop_floor_entries)
+    return change
 
 
 def _settle(
@@ -173,6 +219,7 @@ def _settle(
     source: str,
     now: datetime,
     on_activated: OnActivated | None,
+    accept_undated: bool,
 ) -> RefreshResult:
     """Under the active version's lock: mark it verified, or vet and activate the candidate."""
     for _ in range(ACTIVATION_ATTEMPTS):
@@ -185,9 +232,8 @@ def _settle(
                     return _mark_unchanged(session, active, source, now, size)
                 if candidate is None:
                     raise ListError("another list version was activated during the download", "run it again")
-                _refuse_older(candidate, active)
-                vet_candidate(candidate, active.entry_count, settings.lists.max_drop_fraction)
-                return _activate(session, active, candidate, now, on_activated)
+                change = _vet(session, active, candidate, settings, now, accept_undated)
+                return _activate(session, active, candidate, change, now, on_activated, accept_undated=accept_undated)
         except sa.exc.IntegrityError:
             continue  # another worker took the next seq at the same moment: re-read and decide again
     raise ListError("other workers kept activating list versions at the same time", "run the refresh again")
@@ -219,12 +265,16 @@ def refresh(
     source: str | None,
     now: datetime,
     on_activated: OnActivated | None = None,
+    *,
+    accept_undated: bool = False,
 ) -> RefreshResult:
     """Fetch ``source`` (default lists.source_url) and activate it if it passes the guards.
 
     ``on_activated(session, old_version_id, new_version_id, diff)`` runs in the activating transaction; if
     it raises a ScreenerError nothing is activated. Fetch, parse and guard failures return "rejected" (and
-    are recorded in list_refreshes) rather than raise; database failures raise.
+    are recorded in list_refreshes) rather than raise; database failures raise. ``accept_undated`` lets a
+    list without a publication date replace a dated one: only an operator's explicit ``screener lists refresh
+    --accept-undated`` passes it (the daemon never does), and the activation is audited under the OS account.
     """
     cfg = settings.lists
     src = source or cfg.source_url
@@ -243,6 +293,6 @@ def refresh(
         ) as fetched:
             sha, size = fetched.sha256, fetched.size_bytes
             candidate = None if sha == active_sha else build_candidate(fetched, now)
-        return _settle(engine, settings, sha, size, candidate, src, now, on_activated)
+        return _settle(engine, settings, sha, size, candidate, src, now, on_activated, accept_undated)
     except ListError as exc:
         return _reject(engine, src, str(exc), now, sha, size)

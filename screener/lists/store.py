@@ -2,9 +2,10 @@
 
 Every worker screens against the version with the highest ``seq``; verdicts record its id. A refresh
 (screener.lists.refresh) activates a new version only after the download parsed and passed the guards
-(not empty, not HTML, no drop beyond lists.max_drop_fraction); anything else keeps the active version and
-is recorded with its reason in list_refreshes. Staleness fails closed: past lists.max_list_age_h since the
-active version was last verified, screening_snapshot raises ScreeningUnavailable and callers hold deposits.
+(sanctions_lists.guards: not empty, not HTML, a sound publication date, no drop beyond lists.max_drop_fraction
+per screened family or in total); anything else keeps the active version and is recorded with its reason in
+list_refreshes. Staleness fails closed: past lists.max_list_age_h since the active version was last verified,
+screening_snapshot raises ScreeningUnavailable and callers hold deposits.
 """
 
 from __future__ import annotations
@@ -83,6 +84,21 @@ def get_version(session: Session, version_id: int) -> ListVersion:
     if version is None:
         raise ListError(f"list version {version_id} does not exist", "see `screener lists status` for versions")
     return version
+
+
+def newest_publication(session: Session) -> ListVersion | None:
+    """The version with the latest publication date ever activated (None when no version is dated).
+
+    The refresh compares a candidate with it, not only with the active version: once an undated list was
+    accepted (``--accept-undated``), the active version has no date, and an old mirror must still be refused.
+    """
+    stmt = (
+        select(ListVersion)
+        .where(col(ListVersion.published_at).is_not(None))
+        .order_by(col(ListVersion.published_at).desc(), col(ListVersion.seq).desc())
+        .limit(1)
+    )
+    return session.exec(stmt).first()
 
 
 def previous_version(session: Session, version: ListVersion) -> ListVersion | None:
@@ -207,12 +223,29 @@ def insert_version(session: Session, seq: int, snapshot: Snapshot, now: datetime
     session.add(version)
     session.flush()
     assert version.id is not None
+    _check_field_lengths(snapshot)
     rows: list[dict[str, Any]] = [{"version_id": version.id, **e.to_json()} for e in snapshot.entries]
     for row in rows:
         row["programs"] = list(row["programs"])
     if rows:
         session.execute(sa.insert(ListEntry.__table__), rows)  # type: ignore[attr-defined]
     return version.id
+
+
+# Bounded columns of list_entries (entity and note are TEXT).
+_FIELD_LIMITS = {"address": 256, "canonical": 256, "tag": 32, "profile_id": 32}
+
+
+def _check_field_lengths(snapshot: Snapshot) -> None:
+    """ListError (the list is refused, as the list's own fault) instead of a database error mid-activation."""
+    for entry in snapshot.entries:
+        for name, limit in _FIELD_LIMITS.items():
+            value = getattr(entry, name) or ""
+            if len(value) > limit:
+                raise ListError(
+                    f"an entry's {name} is {len(value)} characters long (at most {limit}): {value[:60]!r}...",
+                    "the list is malformed; the active list stays in force; check the source",
+                )
 
 
 def ensure_active(session: Session, now: datetime) -> ListVersion:

@@ -49,10 +49,11 @@ class ListEntry(SQLModel, table=True):
     canonical: str = Field(max_length=256)
     family: str = Field(max_length=16)
     tag: str = Field(max_length=32)
-    entity: str | None = Field(default=None, max_length=512)
+    # TEXT: a real entity name with its aliases has no upper bound (migration 0008)
+    entity: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
     programs: list[str] = Field(default_factory=list, sa_column=sa.Column(sa.JSON, nullable=False))
     profile_id: str | None = Field(default=None, max_length=32)
-    note: str | None = Field(default=None, max_length=512)
+    note: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
 
 
 class ListRefresh(SQLModel, table=True):

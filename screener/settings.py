@@ -51,6 +51,9 @@ class ReviewSettings(_Section):
     sla_h: float = Field(default=24.0, gt=0, le=24 * 30)
     # Whole tokens (not base units) so one threshold fits 6- and 18-decimal tokens alike.
     four_eyes_above_units: int = Field(default=10_000, ge=0)
+    # A hold that was only "screening unavailable" (stale list, lagging index) and screens clean once the data
+    # is there is credited by the system, as the pipeline would have; false leaves it for a person.
+    credit_after_rescreen: bool = True
 
 
 class ListSettings(_Section):
@@ -58,7 +61,12 @@ class ListSettings(_Section):
     refresh_cron: str = "17 */6 * * *"
     # Up to 10 years so the offline demo can explicitly accept the bundled snapshot's age.
     max_list_age_h: float = Field(default=72.0, gt=0, le=24 * 3650)
+    # A new list may remove at most this fraction of the active version's EVM addresses, of its Tron
+    # addresses, and of its entries in total (each measured separately)...
     max_drop_fraction: float = Field(default=0.2, ge=0, le=1)
+    # ...except that removing at most this many from one of them never counts (one real delisting from a
+    # small family is not refused).
+    drop_floor_entries: int = Field(default=2, ge=0, le=1_000_000)
     download_timeout_s: float = Field(default=60.0, gt=0, le=600)
     max_download_bytes: int = Field(default=300 * 1024 * 1024, gt=0)
     max_attempts: int = Field(default=4, ge=1, le=20)

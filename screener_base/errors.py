@@ -11,6 +11,7 @@ this drawing equal to the code)::
     ├── LedgerError                    screener_base.errors
     │   └── IdempotencyConflict        screener_base.errors
     ├── ReviewError                    screener_base.errors
+    │   └── CreditRefused              screener.review.service    (a release the fresh screen refuses)
     ├── AuditError                     screener_base.errors
     ├── ListError                      screener_base.errors
     │   ├── _Refused                   sanctions_lists.ofac       (inside expat callbacks; re-raised as ListError)

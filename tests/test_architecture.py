@@ -54,6 +54,7 @@ PURE_MODULES = (
     "screener.screening.*",
     "screener.ledger.rules",
     "screener.review.rules",
+    "screener.review.evidence",
     "screener.lists.rules",
     "screener.indexes.rules",
     "screener.ops.outbox_rules",

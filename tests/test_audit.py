@@ -18,7 +18,7 @@ from screener.review import service as review
 from screener.screening.verdicts import Decision, Finding, Severity, Verdict
 from screener.settings import Settings
 from screener_base.errors import AuditError
-from tests.support.ledger_model import NOW, make_deposit, snapshot
+from tests.support.ledger_model import NOW, make_deposit, not_listed, snapshot
 
 SETTINGS = Settings(review={"four_eyes_above_units": 10_000})
 HOLD = Verdict(Decision.HOLD, (Finding("mixer.direct", Severity.REVIEW, "from", "0x" + "44" * 20),))
@@ -36,7 +36,7 @@ def _seed(engine: Engine) -> None:
         hold = review.apply_verdict(s, make_deposit(2, 500), HOLD, SETTINGS, NOW)
         assert hold is not None and hold.id == 1
     with session_scope(engine) as s:
-        review.release_hold(s, 1, "looked fine", "alice", SETTINGS, NOW)
+        review.release_hold(s, 1, "looked fine", "alice", SETTINGS, NOW, screen_now=not_listed)
 
 
 def _exec(engine: Engine, sql: str, **params: object) -> None:

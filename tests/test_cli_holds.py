@@ -21,7 +21,9 @@ from pathlib import Path
 import pytest
 
 from screener.db import make_engine, session_scope
+from screener.lists import store as lists_store
 from screener.models.deposits import Deposit
+from screener.models.screening import IndexCursor
 from screener.review import service as review
 from screener.screening.verdicts import Decision, Finding, Severity, Verdict
 from screener.settings import Settings
@@ -79,7 +81,10 @@ def _make_cli(d: Path, template: Path) -> Cli:
     shutil.copy(template, d / "s.db")
     url = f"sqlite:///{d / 's.db'}"
     cfg = d / "c.toml"
-    cfg.write_text(f'[database]\nurl = "{url}"\n\n[review]\nfour_eyes_above_units = 10000\n')
+    # The credit gate screens every release against the active list: a fresh one (the bundle, accepted as fresh).
+    cfg.write_text(
+        f'[database]\nurl = "{url}"\n\n[review]\nfour_eyes_above_units = 10000\n\n[lists]\nmax_list_age_h = 87600\n'
+    )
     return Cli(d, cfg, url)
 
 
@@ -87,6 +92,10 @@ def _seed(cli: Cli) -> None:
     """H-1 small HOLD, H-2 BLOCK, H-3 big HOLD (four-eyes), H-4 small HOLD; deposit 5 credited."""
     engine = make_engine(cli.db_url)
     with session_scope(engine) as s:
+        lists_store.ensure_active(s, NOW)
+        for chain in ("ethereum", "bsc"):  # indexes complete: the gate finds nothing the holds do not show
+            for kind in ("mixer", "blacklist"):
+                s.add(IndexCursor(chain=chain, kind=kind, next_block=10**9, first_block=0, sources="-", updated_at=NOW))
         review.apply_verdict(s, make_deposit(1, 2_500_000), Verdict(Decision.HOLD, (MIXER,)), SETTINGS, NOW)
         review.apply_verdict(
             s, make_deposit(2, 10**27, chain="bsc", decimals=18), Verdict(Decision.BLOCK, (OFAC,)), SETTINGS, NOW

@@ -1,17 +1,27 @@
-"""The daemon's job plumbing without a chain: lease renewal rules, failure containment, bounded waits."""
+"""The daemon's job plumbing without a chain: lease renewal rules, failure containment, bounded waits, and the
+re-screen of open holds after the index and refresh jobs."""
 
 from __future__ import annotations
 
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy.engine import Engine
+from sqlmodel import select
 
 from screener.daemon.jobs import JobContext, Jobs, _InFlight
 from screener.daemon.leases import list_leases, make_identity, try_acquire
+from screener.db import session_scope
+from screener.decide.decide import decide_deposits
+from screener.lists import store as lists_store
+from screener.models.ledger import AuditEvent, Hold
+from screener.models.screening import IndexCursor
 from screener.ops.metrics import ProcessStats
 from screener.settings import Settings
+from tests.support.advanced_writer import load_per_asset_lists, render
+from tests.support.screening_env import make_deposit
 
 T0 = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -71,3 +81,37 @@ def test_wait_idle_is_bounded(engine: Engine) -> None:
 
     threading.Timer(0.1, finish).start()
     assert jobs.wait_idle(30.0) is True
+
+
+def test_index_and_refresh_jobs_screen_open_holds_again(engine: Engine, tmp_path: Path, shared_data: Path) -> None:
+    """The daemon's side of "re-screen on every change of what screening knows": an index scan job settles a
+    hold that waited for the index (a clean sender: credited, audited as hold.cleared); a refresh job that
+    verifies a list screens every open hold again (the listed sender's becomes BLOCK)."""
+    now = datetime.now(UTC)
+    listing = tmp_path / "list.xml"
+    listing.write_bytes(render(load_per_asset_lists(shared_data / "ofac" / "2025-05-30"), published=date(2025, 6, 1)))
+    settings = Settings(lists={"max_list_age_h": 24 * 3650, "source_url": str(listing)})
+    with session_scope(engine) as s:
+        lists_store.ensure_active(s, now)
+        for kind in ("mixer", "blacklist"):  # behind the deposits' block 5
+            s.add(IndexCursor(chain="devnet", kind=kind, next_block=3, first_block=0, sources="-", updated_at=now))
+        clean = make_deposit("devnet", "0x" + "5a" * 20, block=5)
+        listed = make_deposit(
+            "devnet", "0x08723392ed15743cc38513c4925f5e6be5c17243", initiator=None, block=5, log_index=1
+        )
+        s.add_all([clean, listed])
+        s.flush()
+        decide_deposits(s, [clean, listed], settings, now)
+    ctx = JobContext(engine, settings, make_identity("w"), lambda: now, ProcessStats("w"), threading.Event())
+    jobs = Jobs(ctx)
+    with session_scope(engine) as s:
+        for cursor in s.exec(select(IndexCursor)):
+            cursor.next_block = 10**6  # as if the scan had just caught up
+            s.add(cursor)
+    jobs.scan_index("mixer")
+    jobs.refresh_lists()
+    with session_scope(engine) as s:
+        states = {h.deposit_id: (h.state, h.verdict) for h in s.exec(select(Hold))}
+        assert states[clean.id] == ("released", "HOLD")
+        assert states[listed.id] == ("open", "BLOCK")
+        assert len(s.exec(select(AuditEvent).where(AuditEvent.kind == "hold.cleared")).all()) == 1

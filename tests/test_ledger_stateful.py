@@ -32,7 +32,7 @@ from screener.review import service as review
 from screener.screening.verdicts import Decision, Finding, Severity, Verdict
 from screener.settings import Settings
 from screener_base.errors import IdempotencyConflict, LedgerError, ReviewError
-from tests.support.ledger_model import NOW, ModelDeposit, ModelRejected, ReviewModel, make_deposit
+from tests.support.ledger_model import NOW, ModelDeposit, ModelRejected, ReviewModel, make_deposit, not_listed
 
 THRESHOLD_UNITS = 1000
 SETTINGS = Settings(review={"four_eyes_above_units": THRESHOLD_UNITS})
@@ -139,6 +139,9 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(entry=deposits)
     def escalate(self, entry: Entry) -> None:
         if entry.model.hold_state in ("open", "awaiting_approval"):
+            if entry.model.decision != "BLOCK" and entry.model.hold_state == "awaiting_approval":
+                # A change of verdict voids the pending request: four-eyes is asked again on the new evidence.
+                entry.model.hold_state, entry.model.requested_by = "open", None
             entry.model.decision = "BLOCK"
         with session_scope(self.engine) as s:
             review.apply_verdict(s, s.get(Deposit, entry.deposit_id), _verdict("BLOCK"), SETTINGS, NOW)
@@ -151,7 +154,9 @@ class LedgerMachine(RuleBasedStateMachine):
         self._attempt(
             entry,
             lambda: self.model.release(entry.model, operator),
-            lambda s: review.release_hold(s, self._hold_id(entry), "ok", operator, SETTINGS, NOW),
+            lambda s: review.release_hold(
+                s, self._hold_id(entry), "ok", operator, SETTINGS, NOW, screen_now=not_listed
+            ),
         )
 
     @rule(entry=deposits, operator=st.sampled_from(["alice", "bob", "ALICE"]))
@@ -159,7 +164,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self._attempt(
             entry,
             lambda: self.model.approve(entry.model, operator),
-            lambda s: review.approve_hold(s, self._hold_id(entry), operator, NOW),
+            lambda s: review.approve_hold(s, self._hold_id(entry), operator, NOW, screen_now=not_listed),
         )
 
     @rule(entry=deposits, to=st.sampled_from(["blocked", "return"]))

@@ -21,7 +21,7 @@ PINNED: dict[str, list[str]] = {
     ],
     "screener.cli": ["app", "main"],
     "screener.daemon": ["jobs", "leases", "state", "worker"],
-    "screener.decide": ["decide", "gather", "rescreen"],
+    "screener.decide": ["credit", "decide", "gather", "holds", "rescreen"],
     "screener.demo": ["devnet", "run", "world"],
     "screener.demo.devnet": ["anvil", "deploy", "mixer"],
     "screener.indexes": ["rules", "sources", "store"],
@@ -30,7 +30,7 @@ PINNED: dict[str, list[str]] = {
     "screener.models": ["chain", "daemon", "deposits", "ledger", "lists", "screening"],
     "screener.ops": ["alert_rules", "alerts", "logging_setup", "metrics", "outbox_rules", "status"],
     "screener.pipeline": ["addresses", "backfill", "read", "runtime", "store", "tick"],
-    "screener.review": ["flags", "queries", "rules", "service"],
+    "screener.review": ["evidence", "flags", "queries", "rules", "service"],
     "screener.screening": ["facts", "policy", "verdicts"],
     "chains": [
         "blacklists", "codec", "mixers", "registry", "rpc", "rpc_errors", "rpc_support", "scanning", "transfers",

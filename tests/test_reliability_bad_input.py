@@ -29,7 +29,7 @@ from screener.settings import Settings, load_settings
 from screener_base.errors import ConfigError
 from tests.support.advanced_writer import load_per_asset_lists, render
 from tests.support.http_server import Reply, serve
-from tests.support.ledger_model import NOW, make_deposit
+from tests.support.ledger_model import NOW, make_deposit, make_screenable
 from tests.support.pg import fresh_pg_database
 from tests.support.reliability import Cli, assert_one_line_error, clean_env, db_state, record_figures, state_diff
 
@@ -68,6 +68,7 @@ def _seed(url: str, cli: Cli) -> None:
     engine = make_engine(url)
     upgrade(engine)
     with session_scope(engine) as s:
+        make_screenable(s, NOW)  # the release below passes the credit gate
         review.apply_verdict(s, make_deposit(1, 2_500_000), Verdict(Decision.HOLD, (MIXER,)), SETTINGS, NOW)
         review.apply_verdict(s, make_deposit(2, 10**27, decimals=18), Verdict(Decision.BLOCK, (OFAC,)), SETTINGS, NOW)
         review.apply_verdict(s, make_deposit(3, 20_000 * 10**6), Verdict(Decision.HOLD, (MIXER,)), SETTINGS, NOW)

@@ -29,6 +29,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
 from screener.db import make_engine, session_scope
+from screener.decide import credit
 from screener.decide.decide import make_decider
 from screener.demo import world as dw
 from screener.demo.devnet.anvil import Anvil, free_port, run_anvil
@@ -40,18 +41,20 @@ from screener.pipeline.addresses import add_address
 from screener.pipeline.runtime import build_chain_runtime
 from screener.pipeline.tick import tick
 from screener.review import service as review
-from screener.settings import load_settings
+from screener.settings import Settings, load_settings
 from screener_base.addresses import Family
 from screener_base.clock import utc_now
 from screener_base.errors import ReviewError, ScreenerError
 from tests.support import ground_truth as gt
 from tests.support.daemon_proc import DaemonProc, start_daemon, wait_for
+from tests.support.proxy import Fault, FaultProxy
 from tests.support.reliability import SCREENER, clean_env, record_figures
 
 pytestmark = pytest.mark.postgres
 
 LONG = os.environ.get("SCREENER_LONG") == "1"
 SECOND_CHAIN = "ethereum"  # a registry name whose USDT/USDC also have 6 decimals, pointed at the same anvil
+SECOND_ID = 31338  # what the proxy in front of that anvil answers to eth_chainId
 UNRESOLVED = ("open", "awaiting_approval")
 
 
@@ -92,29 +95,28 @@ def _choose(rng: random.Random, holds: list[Hold]) -> Hold:
     return holds[0] if rng.random() < 0.5 else rng.choice(holds)
 
 
-def _act(engine: Engine, hold: Hold, operator: str, rng: random.Random, settings: object, out: Outcomes) -> None:
+def _act(engine: Engine, hold: Hold, operator: str, rng: random.Random, settings: Settings, out: Outcomes) -> None:
     """Every third hold is rejected, the others released (and approved when four-eyes applies); sometimes a
     reviewer does the other thing, so releases and rejections also race each other."""
     now = utc_now()
     reject = (hold.id or 0) % 3 == 0 if rng.random() < 0.8 else rng.random() < 0.5
     try:
-        with session_scope(engine) as s:
-            if hold.state == "awaiting_approval" and not reject:
-                result, action = review.approve_hold(s, hold.id or 0, operator, now), "approve"
-            elif reject:
-                target = "blocked" if hold.verdict == "BLOCK" else rng.choice(["blocked", "return"])
+        # Releases and approvals go through the real credit gate (a listed sender is refused, then rejected).
+        if hold.state == "awaiting_approval" and not reject:
+            result, action = credit.approve(engine, hold.id or 0, operator, now, settings, None), "approve"
+        elif reject:
+            target = "blocked" if hold.verdict == "BLOCK" else rng.choice(["blocked", "return"])
+            with session_scope(engine) as s:
                 result, action = review.reject_hold(s, hold.id or 0, "test", target, operator, now), "reject"
-            else:
-                result = review.release_hold(s, hold.id or 0, "test", operator, settings, now)  # type: ignore[arg-type]
-                action = "release"
-            state = result.state
-        out.add(hold.id or 0, action, operator, state)
+        else:
+            result, action = credit.release(engine, hold.id or 0, "test", operator, settings, now), "release"
+        out.add(hold.id or 0, action, operator, result.state)
     except ReviewError as exc:
         out.refuse(str(exc).split(";")[0].split(" ", 2)[-1][:40])
 
 
 def reviewer(
-    name: str, url: str, settings: object, seed: int, done: Callable[[], bool], out: Outcomes, deadline: float
+    name: str, url: str, settings: Settings, seed: int, done: Callable[[], bool], out: Outcomes, deadline: float
 ) -> None:
     """Act on unresolved holds until ``done()`` and none is left; each action in its own transaction."""
     engine = make_engine(url)
@@ -173,8 +175,12 @@ def check_resolutions(engine: Engine, out: Outcomes) -> dict[str, int]:
     """No hold resolved twice (reviewers' successes and audit events agree), four-eyes held."""
     with session_scope(engine) as s:
         holds = {h.id: h for h in s.exec(select(Hold))}
-        events = list(s.exec(select(AuditEvent).where(col(AuditEvent.kind).in_(["hold.released", "hold.rejected"]))))
+        kinds = ["hold.released", "hold.rejected", "hold.cleared"]
+        events = list(s.exec(select(AuditEvent).where(col(AuditEvent.kind).in_(kinds))))
+    # A hold the system cleared (it was only "unavailable" and then screened clean) has no reviewer success.
+    cleared = {int(e.subject.split(":")[1]) for e in events if e.kind == "hold.cleared"}
     successes = Counter(hold_id for hold_id, _, _ in out.resolved)
+    successes.update(cleared)
     audited = Counter(int(e.subject.split(":")[1]) for e in events)
     assert [h for h, n in successes.items() if n > 1] == [], f"resolved twice: {out.resolved}"
     assert [h for h, n in audited.items() if n > 1] == [], "a hold has two resolution events"
@@ -189,6 +195,7 @@ def check_resolutions(engine: Engine, out: Outcomes) -> dict[str, int]:
         "released": sum(h.state == "released" for h in holds.values()),
         "rejected": sum(h.state == "rejected" for h in holds.values()),
         "four_eyes_requests": len(out.requested),
+        "cleared_by_rescreen": len(cleared),
         "refused_races": sum(out.refused.values()),
     }
 
@@ -223,6 +230,11 @@ def test_two_daemons_and_reviewers(node: Anvil, pg_url: str, tmp_path: Path) -> 
     dw.prepare_database(engine, utc_now())
     _register(engine, SECOND_CHAIN)
     fast = {"poll_interval_s": 0.3, "max_block_range": 8}
+    # The second chain is the same node behind a proxy that reports another chain id: two enabled tables may
+    # not share a chain id (a config error), and the test wants every transfer seen by two chains.
+    second_rpc = FaultProxy(node.url, [Fault("wrong_chain", methods=frozenset({"eth_chainId"}), chain_id=SECOND_ID)])
+    second_rpc.__enter__()
+    second = {**fast, "rpc_urls": [second_rpc.url], "chain_id": SECOND_ID}
     # w1 polls only the first chain, w2 both: so two workers surely write at once, and contend for one lease
     configs = [
         dw.write_config(
@@ -231,7 +243,7 @@ def test_two_daemons_and_reviewers(node: Anvil, pg_url: str, tmp_path: Path) -> 
             world,
             daemon={"worker_id": name, "metrics_port": free_port(), "jitter_s": 0.05, "lease_ttl_s": 5.0},
             chain=fast,
-            **{f"chains.{SECOND_CHAIN}": dw.chain_config(world, enabled=name == "w2", **fast)},
+            **{f"chains.{SECOND_CHAIN}": dw.chain_config(world, enabled=name == "w2", **second)},
         )
         for name in ("w1", "w2")
     ]
@@ -283,6 +295,7 @@ def test_two_daemons_and_reviewers(node: Anvil, pg_url: str, tmp_path: Path) -> 
         sending.clear()
         for d in daemons:
             d.kill()
+        second_rpc.stop()
         engine.dispose()
 
 

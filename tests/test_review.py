@@ -18,7 +18,7 @@ from screener.screening.verdicts import Decision, Finding, Severity, Verdict
 from screener.settings import Settings
 from screener_base.clock import ensure_utc
 from screener_base.errors import ReviewError
-from tests.support.ledger_model import NOW, make_deposit, snapshot
+from tests.support.ledger_model import NOW, make_deposit, not_listed, snapshot
 
 SETTINGS = Settings(review={"sla_h": 24, "four_eyes_above_units": 10_000})
 OFAC = Finding("ofac.sdn", Severity.BLOCKING, "from", "0x" + "11" * 20, 7, "Garantex", ("CYBER2",))
@@ -99,7 +99,9 @@ def test_release_small_hold_posts_at_once(engine: Engine) -> None:
     _, hold_id = _decide(engine, make_deposit(1, 5_000_000), HOLD)
     assert hold_id is not None
     with session_scope(engine) as s:
-        hold = review.release_hold(s, hold_id, "false positive: exchange hot wallet", "alice", SETTINGS, NOW)
+        hold = review.release_hold(
+            s, hold_id, "false positive: exchange hot wallet", "alice", SETTINGS, NOW, screen_now=not_listed
+        )
         assert hold.state == HoldState.RELEASED and hold.resolved_by == "alice"
     assert _customer(engine) == (0, 0, 5_000_000, 0)
 
@@ -113,17 +115,17 @@ def test_four_eyes_needs_a_second_operator(engine: Engine, verdict: Verdict, amo
     _, hold_id = _decide(engine, make_deposit(1, amount), verdict)
     assert hold_id is not None
     with session_scope(engine) as s:
-        hold = review.release_hold(s, hold_id, "cleared by compliance", "alice", SETTINGS, NOW)
+        hold = review.release_hold(s, hold_id, "cleared by compliance", "alice", SETTINGS, NOW, screen_now=not_listed)
         assert hold.state == HoldState.AWAITING_APPROVAL
     assert _customer(engine) == (0, 0, 0, amount)
     before = snapshot(engine)
     with pytest.raises(ReviewError, match="cannot also approve"), session_scope(engine) as s:
-        review.approve_hold(s, hold_id, " ALICE ", NOW)
+        review.approve_hold(s, hold_id, " ALICE ", NOW, screen_now=not_listed)
     with pytest.raises(ReviewError, match="already awaits approval"), session_scope(engine) as s:
-        review.release_hold(s, hold_id, "again", "bob", SETTINGS, NOW)
+        review.release_hold(s, hold_id, "again", "bob", SETTINGS, NOW, screen_now=not_listed)
     assert snapshot(engine) == before
     with session_scope(engine) as s:
-        hold = review.approve_hold(s, hold_id, "bob", NOW)
+        hold = review.approve_hold(s, hold_id, "bob", NOW, screen_now=not_listed)
         assert (hold.state, hold.release_requested_by, hold.resolved_by) == (HoldState.RELEASED, "alice", "bob")
     assert _customer(engine) == (0, 0, amount, 0)
 
@@ -141,10 +143,10 @@ def test_lookalike_operator_cannot_approve_own_release(engine: Engine, approver:
     _, hold_id = _decide(engine, make_deposit(1), BLOCK)
     assert hold_id is not None
     with session_scope(engine) as s:
-        review.release_hold(s, hold_id, "cleared by compliance", "alice", SETTINGS, NOW)
+        review.release_hold(s, hold_id, "cleared by compliance", "alice", SETTINGS, NOW, screen_now=not_listed)
     before = snapshot(engine)
     with pytest.raises(ReviewError, match=error), session_scope(engine) as s:
-        review.approve_hold(s, hold_id, approver, NOW)
+        review.approve_hold(s, hold_id, approver, NOW, screen_now=not_listed)
     assert snapshot(engine) == before
 
 
@@ -152,7 +154,10 @@ def test_just_below_threshold_needs_no_second_operator(engine: Engine) -> None:
     _, hold_id = _decide(engine, make_deposit(1, 10_000 * 10**6 - 1), HOLD)
     assert hold_id is not None
     with session_scope(engine) as s:
-        assert review.release_hold(s, hold_id, "ok", "alice", SETTINGS, NOW).state == HoldState.RELEASED
+        assert (
+            review.release_hold(s, hold_id, "ok", "alice", SETTINGS, NOW, screen_now=not_listed).state
+            == HoldState.RELEASED
+        )
 
 
 def test_big_amount_above_2_63_held_and_released_exactly(engine: Engine) -> None:
@@ -160,9 +165,9 @@ def test_big_amount_above_2_63_held_and_released_exactly(engine: Engine) -> None
     _, hold_id = _decide(engine, make_deposit(1, amount, chain="bsc", decimals=18), HOLD)
     assert hold_id is not None
     with session_scope(engine) as s:
-        review.release_hold(s, hold_id, "ok", "alice", SETTINGS, NOW)
+        review.release_hold(s, hold_id, "ok", "alice", SETTINGS, NOW, screen_now=not_listed)
     with session_scope(engine) as s:
-        review.approve_hold(s, hold_id, "bob", NOW)
+        review.approve_hold(s, hold_id, "bob", NOW, screen_now=not_listed)
     assert _customer(engine, "USDT@bsc") == (0, 0, amount, 0)
 
 
@@ -194,11 +199,11 @@ def test_resolved_hold_refuses_every_further_action(engine: Engine) -> None:
     _, hold_id = _decide(engine, make_deposit(1), HOLD)
     assert hold_id is not None
     with session_scope(engine) as s:
-        review.release_hold(s, hold_id, "ok", "alice", SETTINGS, NOW)
+        review.release_hold(s, hold_id, "ok", "alice", SETTINGS, NOW, screen_now=not_listed)
     before = snapshot(engine)
     actions = [
-        lambda s: review.release_hold(s, hold_id, "again", "bob", SETTINGS, NOW),
-        lambda s: review.approve_hold(s, hold_id, "bob", NOW),
+        lambda s: review.release_hold(s, hold_id, "again", "bob", SETTINGS, NOW, screen_now=not_listed),
+        lambda s: review.approve_hold(s, hold_id, "bob", NOW, screen_now=not_listed),
         lambda s: review.reject_hold(s, hold_id, "late", "return", "bob", NOW),
         lambda s: review.escalate_hold(s, hold_id, BLOCK, NOW),
     ]
@@ -214,7 +219,7 @@ def test_empty_reason_or_operator_refused(engine: Engine, bad: str | None) -> No
     assert hold_id is not None
     before = snapshot(engine)
     with pytest.raises(ReviewError, match="reason is missing"), session_scope(engine) as s:
-        review.release_hold(s, hold_id, bad, "alice", SETTINGS, NOW)  # type: ignore[arg-type]
+        review.release_hold(s, hold_id, bad, "alice", SETTINGS, NOW, screen_now=not_listed)  # type: ignore[arg-type]
     with pytest.raises(ReviewError, match="operator is missing"), session_scope(engine) as s:
         review.reject_hold(s, hold_id, "r", "return", bad, NOW)  # type: ignore[arg-type]
     with pytest.raises(ReviewError, match="does not exist"), session_scope(engine) as s:
@@ -236,7 +241,10 @@ def test_escalate_makes_four_eyes_apply(engine: Engine) -> None:
         review.escalate_hold(s, hold_id, HOLD, NOW)
     assert snapshot(engine) == before
     with session_scope(engine) as s:
-        assert review.release_hold(s, hold_id, "ok", "alice", SETTINGS, NOW).state == HoldState.AWAITING_APPROVAL
+        assert (
+            review.release_hold(s, hold_id, "ok", "alice", SETTINGS, NOW, screen_now=not_listed).state
+            == HoldState.AWAITING_APPROVAL
+        )
 
 
 def test_stricter_verdict_later_escalates_or_flags_and_weaker_changes_nothing(engine: Engine) -> None:
@@ -293,7 +301,7 @@ def test_overdue_holds_and_sla_breach_recorded_once(engine: Engine) -> None:
     _, done = _decide(engine, make_deposit(2), HOLD)
     assert early is not None and done is not None
     with session_scope(engine) as s:
-        review.release_hold(s, done, "ok", "alice", SETTINGS, NOW)
+        review.release_hold(s, done, "ok", "alice", SETTINGS, NOW, screen_now=not_listed)
     due = NOW + timedelta(hours=24)
     with session_scope(engine) as s:
         assert review.overdue_holds(s, due - timedelta(microseconds=1)) == []

@@ -22,7 +22,7 @@ from screener.review import service as review
 from screener.screening.verdicts import Decision, Finding, Severity, Verdict
 from screener.settings import Settings
 from screener_base.errors import ReviewError
-from tests.support.ledger_model import NOW, make_deposit
+from tests.support.ledger_model import FRESH_LISTS_TOML, NOW, make_deposit, make_screenable, not_listed
 
 pytestmark = pytest.mark.postgres
 
@@ -43,6 +43,7 @@ def pg_engine(pg_url: str) -> Iterator[Engine]:
 def _open_holds(engine: Engine, count: int) -> list[int]:
     ids = []
     with session_scope(engine) as s:
+        make_screenable(s, NOW)
         for n in range(1, count + 1):
             hold = review.apply_verdict(s, make_deposit(n, AMOUNT), HOLD, SETTINGS, NOW)
             assert hold is not None and hold.id is not None
@@ -64,7 +65,7 @@ def _assert_verifies(engine: Engine) -> None:
 def test_two_cli_processes_release_the_same_hold(pg_engine: Engine, pg_url: str, tmp_path: Path) -> None:
     hold_ids = _open_holds(pg_engine, 3)
     cfg = tmp_path / "c.toml"
-    cfg.write_text(f'[database]\nurl = "{pg_url}"\n')
+    cfg.write_text(f'[database]\nurl = "{pg_url}"\n' + FRESH_LISTS_TOML)
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCREENER_")}
     for hold_id in hold_ids:
         procs = [
@@ -113,7 +114,7 @@ def test_second_reviewer_waits_for_the_first_then_is_refused(pg_engine: Engine, 
         try:
             with session_scope(pg_engine) as s:
                 if rival == "release":
-                    review.release_hold(s, hold_id, "me too", "bob", SETTINGS, NOW)
+                    review.release_hold(s, hold_id, "me too", "bob", SETTINGS, NOW, screen_now=not_listed)
                 else:
                     review.reject_hold(s, hold_id, "no", "return", "bob", NOW)
             outcome["second"] = "won"
@@ -121,7 +122,7 @@ def test_second_reviewer_waits_for_the_first_then_is_refused(pg_engine: Engine, 
             outcome["second"] = exc
 
     with session_scope(pg_engine) as s:
-        review.release_hold(s, hold_id, "first", "alice", SETTINGS, NOW)
+        review.release_hold(s, hold_id, "first", "alice", SETTINGS, NOW, screen_now=not_listed)
         rival_thread = threading.Thread(target=second)
         rival_thread.start()
         # Bounded wait until the rival is blocked on our row lock (proves the lock, not a lucky order).

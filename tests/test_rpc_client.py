@@ -135,7 +135,10 @@ def test_api_keys_never_shown(anvil: Anvil, caplog: pytest.LogCaptureFixture) ->
 
 
 def test_redaction_of_common_provider_urls() -> None:
-    assert redact_url("https://eth-mainnet.g.alchemy.com/v2/AbCdEf0123456789xyz") == "https://eth-mainnet.g.alchemy.com/***"
+    assert (
+        redact_url("https://eth-mainnet.g.alchemy.com/v2/AbCdEf0123456789xyz")
+        == "https://eth-mainnet.g.alchemy.com/***"
+    )
     assert redact_url("https://mainnet.infura.io/v3/0123456789abcdef") == "https://mainnet.infura.io/***"
     assert redact_url("https://x.quiknode.pro/0123456789abcdef0123/") == "https://x.quiknode.pro/***"
     assert redact_url("https://rpc.ankr.com/eth?key=abc&x=1") == "https://rpc.ankr.com/***"

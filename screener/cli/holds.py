@@ -177,15 +177,17 @@ def release_cmd(
     reason: str | None = typer.Option(None, "--reason", help="why it may be credited (kept in the audit trail)"),
     operator: str | None = _operator_option(),
 ) -> None:
-    """Release a hold. BLOCK verdicts and large amounts then wait for `holds approve` by another operator."""
-    from screener.review import service as review
+    """Release a hold. BLOCK verdicts and large amounts then wait for `holds approve` by another operator.
+
+    The deposit is screened again first: a stale list, or evidence the hold does not show yet, refuses it.
+    """
+    from screener.decide import credit
     from screener.review.rules import hold_label, require_text
 
     hold_id, why = _hold_id(hold), require_text(reason, "--reason")
     operator = state().operator_id(operator)
-    with _session() as s:
-        h = review.release_hold(s, hold_id, why, operator, state().settings, _now())
-        label, new_state = hold_label(h.id), h.state
+    h = credit.release(state().engine(), hold_id, why, operator, state().settings, _now())
+    label, new_state = hold_label(h.id), h.state
     if new_state == "released":
         typer.echo(f"{label} released by {operator}; the deposit is credited")
     else:
@@ -199,14 +201,16 @@ def approve_cmd(
     reason: str | None = typer.Option(None, "--reason", help="optional note from the approver"),
     operator: str | None = _operator_option(),
 ) -> None:
-    """Approve a release requested by a different operator (four-eyes); the deposit is credited."""
-    from screener.review import service as review
+    """Approve a release requested by a different operator (four-eyes); the deposit is credited.
+
+    The deposit is screened again first: a stale list, or evidence the hold does not show yet, refuses it.
+    """
+    from screener.decide import credit
     from screener.review.rules import hold_label
 
     hold_id, operator = _hold_id(hold), state().operator_id(operator)
-    with _session() as s:
-        h = review.approve_hold(s, hold_id, operator, _now(), reason)
-        label, requester = hold_label(h.id), h.release_requested_by
+    h = credit.approve(state().engine(), hold_id, operator, _now(), state().settings, reason)
+    label, requester = hold_label(h.id), h.release_requested_by
     typer.echo(f"{label} approved by {operator} (requested by {requester}); the deposit is credited")
 
 

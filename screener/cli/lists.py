@@ -38,19 +38,34 @@ def _entry_line(sign: str, entry: Entry) -> str:
 @handle_errors
 def refresh_cmd(
     source: str | None = typer.Option(None, "--source", help="URL or file to read (default: lists.source_url)"),
+    accept_undated: bool = typer.Option(
+        False,
+        "--accept-undated",
+        help="let a list without a publication date (e.g. sdn.csv) replace a dated one; audited under your OS account",
+    ),
 ) -> None:
-    """Fetch the list and activate it if it passes the guards; one summary line; exit 0 updated/unchanged."""
+    """Fetch the list and activate it if it passes the guards; exit 0 updated/unchanged, 1 rejected.
+
+    Then every open hold is screened again against the list in force (a new version, or the same one fresh
+    again): one more line says what changed.
+    """
+    from screener.decide.holds import rescreen_open_holds
     from screener.decide.rescreen import make_list_hook
     from screener.lists import refresh as lists_refresh
     from screener_base.clock import utc_now
 
     cli = state()
     hook = make_list_hook(cli.settings)
-    result = lists_refresh.refresh(cli.engine(), cli.settings, source, utc_now(), on_activated=hook)
+    result = lists_refresh.refresh(
+        cli.engine(), cli.settings, source, utc_now(), on_activated=hook, accept_undated=accept_undated
+    )
     if not result.ok:
         typer.echo(result.summary_line(), err=True)
         raise typer.Exit(1)
     typer.echo(result.summary_line())
+    counts = rescreen_open_holds(cli.engine(), cli.settings, utc_now())
+    if counts.screened:
+        typer.echo(f"holds: {counts.summary()}")
 
 
 def _status_data(version: ListVersion, previous: ListVersion | None, now: datetime) -> dict[str, Any]:

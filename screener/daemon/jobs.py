@@ -26,6 +26,7 @@ from chains.scanning import ChainHalted, DeepReorg
 from screener.daemon.leases import LeaseGrant, LeaseLost, WorkerIdentity, fenced, renew, try_acquire, worker_seen
 from screener.daemon.state import flush_rpc_errors, record_tick_failure, record_tick_success
 from screener.db import session_scope
+from screener.decide.holds import rescreen_open_holds
 from screener.decide.rescreen import make_index_hook, make_list_hook
 from screener.indexes.store import scan_blacklist_index, scan_mixer_index
 from screener.lists import refresh as lists_refresh
@@ -275,6 +276,8 @@ class Jobs:
                 return
             level = logging.INFO if result.ok else logging.ERROR
             log.log(level, "list refresh: %s", result.summary_line())
+            if result.ok:  # a new version, or the active one verified (fresh again): open holds may change
+                self._rescreen_holds("list refresh", only_unavailable=False)
 
     def scan_index(self, kind: str) -> None:
         self.run_job(f"{kind}_index", lambda: self._scan_index(kind))
@@ -293,6 +296,14 @@ class Jobs:
                 if grant is not None:
                     added = scan(ctx.engine, source, ctx.settings, ctx.now_fn(), on_new_facts=on_new_facts)
                     log.debug("%s %s index: %d new row(s)", chain, kind, added)
+        # An index that caught up past a held deposit's block may settle its "unavailable" finding.
+        self._rescreen_holds(f"{kind} index scan", only_unavailable=True)
+
+    def _rescreen_holds(self, after: str, *, only_unavailable: bool) -> None:
+        ctx = self.ctx
+        counts = rescreen_open_holds(ctx.engine, ctx.settings, ctx.now_fn(), only_unavailable=only_unavailable)
+        if counts.screened:
+            log.info("after the %s: %s", after, counts.summary())
 
     def check_sla(self) -> None:
         self.run_job("sla_check", self._check_sla)

@@ -5,4 +5,4 @@ Orchestration over screening, indexes, lists and review. May import all of those
 chains and sanctions_lists; nothing above it (daemon, ops, demo, cli).
 """
 
-__all__ = ["decide", "gather", "rescreen"]
+__all__ = ["credit", "decide", "gather", "holds", "rescreen"]

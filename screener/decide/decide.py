@@ -29,7 +29,6 @@ from screener_base.errors import ScreenerError
 log = logging.getLogger(__name__)
 
 
-
 def make_decider(settings: Settings, rpc_lookup: RpcLookup | None = None) -> Decide:
     """``decide(session, new_deposits, now)`` for screener.pipeline.tick.tick.
 

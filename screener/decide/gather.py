@@ -95,7 +95,13 @@ class Scope(Flag):
     LISTS = auto()  # list hits (and why the list could not be matched)
     MIXER = auto()  # withdrawals to a party (the mixer index)
     BLACKLIST = auto()  # issuer blacklist events of a party
-    ALL = LISTS | MIXER | BLACKLIST  # plus coverage, mixer contracts and two-hop funding
+    COVERAGE = auto()  # whether the indexes cover the deposit's block and window
+    CONTRACTS = auto()  # a party is a known mixer contract or relayer
+    TWO_HOP = auto()  # the sender's own funding (RPC lookups within a budget)
+    # An open hold screened again (at the moment of crediting, or when a list or index changed): everything
+    # but two-hop, whose RPC budget only the first decision spends (its findings stay as recorded).
+    HOLD = LISTS | MIXER | BLACKLIST | COVERAGE | CONTRACTS
+    ALL = HOLD | TWO_HOP
 
 
 def gather(
@@ -112,16 +118,15 @@ def gather(
     got = _list_hits(facts, lists) if Scope.LISTS in scope else _Gathered()
     if mismatch:
         got.unavailable.append(Unavailable(Check.LISTS, mismatch))
-    mixer_contracts: tuple[MixerContractHit, ...] = ()
     funding: tuple[FundingFact, ...] = ()
-    if scope == Scope.ALL:  # what only a decision reads: coverage, two-hop funding, mixer contracts
+    if Scope.COVERAGE in scope:
         got.unavailable += _coverage_gaps(session, facts, settings)
-        if two_hop_applies(facts, settings.screening):
-            source = rpc_lookup(facts.chain) if rpc_lookup else None
-            funding, problem = two_hop_funding(session, facts, settings, source)
-            if problem:
-                got.unavailable.append(Unavailable(Check.TWO_HOP, problem))
-        mixer_contracts = tuple(_mixer_hits(session, facts, settings))
+    if Scope.TWO_HOP in scope and two_hop_applies(facts, settings.screening):
+        source = rpc_lookup(facts.chain) if rpc_lookup else None
+        funding, problem = two_hop_funding(session, facts, settings, source)
+        if problem:
+            got.unavailable.append(Unavailable(Check.TWO_HOP, problem))
+    mixer_contracts = tuple(_mixer_hits(session, facts, settings)) if Scope.CONTRACTS in scope else ()
     return ScreeningInput(
         deposit=facts,
         list_version_id=lists.version_id,

@@ -2,8 +2,9 @@
 deposits already decided are looked at again. Money never moves here:
 
 - a credited (or released/returned) deposit gets a review flag;
-- an open hold gets escalated to BLOCK (new OFAC match) or annotated (new heuristic evidence, or its OFAC
-  match was removed from the list). A hold is never released automatically, whatever was removed.
+- an open hold gets escalated to BLOCK (new OFAC match), takes new heuristic evidence (which voids a pending
+  release request), or is annotated when its OFAC match was removed from the list. A removal never releases
+  a hold. (Every open hold is also screened again after the activation commits: screener.decide.holds.)
 
 Findings are built by the same pure policy (screener.screening.policy) that decides new deposits, so a retroactive
 flag carries the same evidence a fresh decision would.
@@ -11,6 +12,7 @@ flag carries the same evidence a fresh decision would.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,10 +31,12 @@ from screener.review.rules import DepositStatus, HoldState
 from screener.screening.policy import RULE_ISSUER_BLACKLIST, RULE_MIXER_RECIPIENT, RULE_OFAC, DepositFacts, screen
 from screener.screening.verdicts import Decision, Finding, Severity, Verdict
 from screener.settings import Settings
-from screener_base.addresses import Family
+from screener_base.addresses import SCREENED_FAMILIES
 from screener_base.clock import ensure_utc, utc_now
+from screener_base.errors import ScreenerError
 
-SCREENED_FAMILIES = (Family.EVM.value, Family.TRON.value)
+log = logging.getLogger(__name__)
+
 DECIDED = (DepositStatus.CREDITED, DepositStatus.RELEASED, DepositStatus.REJECTED, DepositStatus.HELD)
 _CHUNK = 500  # addresses per IN (...) query
 
@@ -82,23 +86,37 @@ def _rescreen_added(session: Session, version_id: int, diff: Diff, settings: Set
             added.setdefault(entry.canonical, []).append(entry)
     since = now - timedelta(days=settings.lists.rescreen_lookback_days)
     newly_listed = ListState.only(version_id, [e for entries in added.values() for e in entries])
-    counts = {"flagged": 0, "escalated": 0}
+    counts = {"flagged": 0, "escalated": 0, "failed": 0}
     for chunk in _chunks(sorted(added)):
         for deposit in deposits_touching(session, chunk, DECIDED):
             if DepositFacts.of(deposit).block_time < since:
                 continue
-            inp = gather(session, deposit, newly_listed, settings, None, Scope.LISTS)
-            verdict = screen(inp, settings.screening, now)
-            ofac = tuple(f for f in verdict.findings if f.rule_id == RULE_OFAC)
-            if not ofac:
+            try:
+                # One deposit that cannot be handled (a malformed row) must not refuse the whole list.
+                with session.begin_nested():
+                    done = _block_newly_listed(session, deposit, newly_listed, settings, now)
+            except ScreenerError as exc:
+                counts["failed"] += 1
+                log.error("deposit %s from a newly listed address could not be re-screened: %s", deposit.id, exc)
                 continue
-            if deposit.verdict == Decision.BLOCK.value:
-                continue  # already blocked (held or rejected to the blocked account): nothing to add
-            was = deposit.status
-            # apply_verdict routes a stricter verdict on a decided deposit: escalate the hold, or flag the credit.
-            review.apply_verdict(session, deposit, Verdict(Decision.BLOCK, ofac, version_id, now), settings, now)
-            counts["escalated" if was == DepositStatus.HELD else "flagged"] += 1
+            if done is not None:
+                counts[done] += 1
     return counts
+
+
+def _block_newly_listed(
+    session: Session, deposit: Deposit, newly_listed: ListState, settings: Settings, now: datetime
+) -> str | None:
+    """Escalate the hold or flag the credit of a deposit from a newly listed address; what was done, if anything."""
+    inp = gather(session, deposit, newly_listed, settings, None, Scope.LISTS)
+    verdict = screen(inp, settings.screening, now)
+    ofac = tuple(f for f in verdict.findings if f.rule_id == RULE_OFAC)
+    if not ofac or deposit.verdict == Decision.BLOCK.value:
+        return None  # not listed, or already blocked (held or rejected to the blocked account)
+    was = deposit.status
+    # apply_verdict routes a stricter verdict on a decided deposit: escalate the hold, or flag the credit.
+    review.apply_verdict(session, deposit, Verdict(Decision.BLOCK, ofac, newly_listed.version_id, now), settings, now)
+    return "escalated" if was == DepositStatus.HELD else "flagged"
 
 
 def _open_holds_from(session: Session, addresses: list[str]) -> list[tuple[Hold, Deposit]]:
@@ -166,8 +184,11 @@ def _act_on(session: Session, deposit: Deposit, findings: list[Finding], now: da
         hold = review.hold_for_deposit(session, deposit.id or 0)
         if hold is None or hold.state not in HoldState.UNRESOLVED:
             return False
-        text = f"new evidence after the decision: {summary}"
-        review.annotate_hold(session, hold.id or 0, text, review.SYSTEM_ACTOR, now)
+        recorded = review.recorded_findings(deposit)
+        merged = [*recorded, *(f for f in findings if f not in recorded)]
+        why = f"new evidence after the decision: {summary}"
+        # The hold shows the evidence, and a release requested before it was known is voided.
+        review.revise_hold(session, hold.id or 0, Decision.HOLD, merged, None, why, now)
         return True
     review.raise_review_flag(session, deposit, findings, f"new evidence after the credit: {summary}", now)
     return True

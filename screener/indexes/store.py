@@ -325,6 +325,12 @@ def coverage_gap(session: Session, chain: str, kind: str, block_number: int, win
     return None
 
 
+def scanned_to(session: Session, chain: str, kind: str) -> int | None:
+    """The last block the chain's index of ``kind`` has scanned; None when it has none yet."""
+    cursor = _cursor(session, chain, kind)
+    return None if cursor is None else cursor.next_block - 1
+
+
 def withdrawal_fact(row: MixerWithdrawalRow) -> WithdrawalFact:
     return WithdrawalFact(
         address=row.recipient,

@@ -59,18 +59,28 @@ def check_chains(settings: Settings) -> None:
     """ConfigError for the first enabled ``[chains.<name>]`` table that does not resolve to a chain.
 
     A typo'd name (``[chains.etherum]``) or a new chain without ``chain_id``/``tokens`` would otherwise be
-    ignored by the commands that only read settings. The CLI runs this when it loads settings and the daemon
-    at start-up, so every command refuses the same tables. Disabled tables are not checked.
+    ignored by the commands that only read settings. Two enabled tables resolving to one chain id are refused
+    too. The CLI runs this when it loads settings and the daemon at start-up, so every command refuses the
+    same tables. Disabled tables are not checked.
     """
+    seen: dict[int, str] = {}
     for name in sorted(settings.chains):
         if not settings.chains[name].enabled:
             continue
         try:
-            spec_from_settings(settings, name)
+            spec = spec_from_settings(settings, name)
         except ConfigError as exc:
             close = [] if name in registry() else difflib.get_close_matches(name, list(registry()), n=1)
             hint = f" (did you mean [chains.{close[0]}]?)" if close else ""
             raise ConfigError(f"[chains.{name}] in the configuration: {exc.cause}{hint}", exc.remedy) from exc
+        # Deposits are keyed by chain name: two tables for one chain would record and credit each transfer twice.
+        first = seen.setdefault(spec.chain_id, name)
+        if first != name:
+            raise ConfigError(
+                f"[chains.{first}] and [chains.{name}] in the configuration both have chain id {spec.chain_id}, "
+                "so every transfer would be recorded and credited once per table",
+                f"keep one table per chain (put a mirror's URL in [chains.{first}].rpc_urls) or set enabled = false",
+            )
 
 
 @dataclass

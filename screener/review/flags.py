@@ -13,7 +13,15 @@ from sqlmodel import Session, col, select
 from screener.ledger import audit
 from screener.models.deposits import Deposit
 from screener.models.ledger import ReviewFlag
-from screener.review.rules import DepositStatus, FlagState, flag_label, primary_finding, require_operator, require_text
+from screener.review.rules import (
+    DepositStatus,
+    FlagState,
+    flag_label,
+    primary_finding,
+    require_operator,
+    require_text,
+    system_text,
+)
 from screener.screening.verdicts import Finding
 from screener_base.clock import ensure_utc
 from screener_base.errors import ReviewError
@@ -24,8 +32,11 @@ FLAGGABLE = (DepositStatus.CREDITED, DepositStatus.RELEASED, DepositStatus.REJEC
 def raise_review_flag(
     session: Session, deposit: Deposit, findings: list[Finding], reason: str, now: datetime
 ) -> ReviewFlag:
-    """Open a flag on a decided deposit; idempotent per (deposit, rule, matched address)."""
-    reason, now = require_text(reason, "reason"), ensure_utc(now)
+    """Open a flag on a decided deposit; idempotent per (deposit, rule, matched address).
+
+    The system raises flags; the reason is kept in full however long its evidence makes it.
+    """
+    reason, now = system_text(reason, "reason"), ensure_utc(now)
     primary = primary_finding(findings)
     if deposit.id is None or deposit.status not in FLAGGABLE:
         raise ReviewError(

@@ -89,6 +89,18 @@ def require_text(value: str | None, what: str) -> str:
     return text
 
 
+def system_text(value: str | None, what: str) -> str:
+    """A reason or note the system writes: non-empty, never truncated and never refused for its length.
+
+    The limit of ``require_text`` is for what people type; a re-screen's text grows with its evidence, and
+    refusing it would fail the list activation or index scan it runs in.
+    """
+    text = (value or "").strip()
+    if not text:
+        raise ReviewError(f"{what} is missing or empty", "this is a bug: the system must say why")
+    return text
+
+
 def reject_target(value: str | None) -> str:
     key = (value or "").strip().lower()
     if key not in REJECT_TARGET_NAMES:

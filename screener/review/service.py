@@ -6,11 +6,16 @@ the audit head first, then the hold/deposit rows (``SELECT ... FOR UPDATE``), th
 order for everyone, so concurrent operators serialise instead of deadlocking, and the loser of a race sees
 the winner's committed state and gets a ReviewError.
 
-A hold never expires into a credit: only ``release_hold``/``approve_hold`` post one, each naming an operator.
+A hold never expires into a credit. Only ``release_hold``/``approve_hold`` (a person) and ``clear_hold`` (the
+system, for a hold that was only "screening unavailable" and now screens clean) post one, and each first looks at
+a screen taken in the same transaction (``screen_now``, built by screener.decide.credit): if the list cannot be
+checked, or the screen found evidence the hold does not show yet, nothing is credited (CreditRefused). Any change
+of a hold's verdict or findings (``revise_hold``) voids its pending four-eyes request.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +26,7 @@ from screener.ledger import store as ledger
 from screener.ledger.rules import BLOCKED
 from screener.models.deposits import Deposit
 from screener.models.ledger import AuditEvent, Hold
+from screener.review.evidence import Action, Judgement, judge_credit, stricter
 from screener.review.flags import list_flags, raise_review_flag, resolve_flag
 from screener.review.rules import (
     DepositStatus,
@@ -32,12 +38,12 @@ from screener.review.rules import (
     effective_decision,
     hold_label,
     is_overdue,
-    merge_findings,
     needs_four_eyes,
     rank,
     reject_target,
     require_operator,
     require_text,
+    system_text,
 )
 from screener.screening.verdicts import Decision, Finding, Severity, Verdict
 from screener.settings import Settings
@@ -45,23 +51,41 @@ from screener_base.clock import ensure_utc
 from screener_base.errors import ReviewError
 
 SYSTEM_ACTOR = "system"
+# A screen of one deposit taken in the caller's transaction, against the list version it holds FOR SHARE.
+FreshScreen = Callable[[Session, Deposit], Verdict]
+
+
+class CreditRefused(ReviewError):
+    """A release or approval that must not credit now; ``judgement`` says why and what the hold should show."""
+
+    def __init__(self, cause: str, remedy: str, judgement: Judgement) -> None:
+        super().__init__(cause, remedy)
+        self.judgement = judgement
+
 
 __all__ = [
     "SYSTEM_ACTOR",
+    "CreditRefused",
+    "FreshScreen",
     "annotate_hold",
     "apply_verdict",
     "approve_hold",
+    "clear_hold",
     "escalate_hold",
     "get_hold",
     "hold_for_deposit",
     "list_flags",
+    "lock_hold",
     "mark_sla_breached",
     "note_hold",
     "overdue_holds",
     "raise_review_flag",
+    "recorded_findings",
     "reject_hold",
     "release_hold",
     "resolve_flag",
+    "revise_hold",
+    "void_release_request",
 ]
 
 
@@ -95,6 +119,11 @@ def _lock_hold(session: Session, hold_id: int) -> tuple[Hold, Deposit]:
     if hold is None:
         raise ReviewError(f"hold {hold_label(hold_id)} does not exist", "check the id with `screener holds list`")
     return hold, _lock_deposit(session, hold.deposit_id)
+
+
+def lock_hold(session: Session, hold_id: int) -> tuple[Hold, Deposit]:
+    """The hold and its deposit, locked (after the audit head) until the transaction ends."""
+    return _lock_hold(session, hold_id)
 
 
 def get_hold(session: Session, hold_id: int) -> Hold:
@@ -208,12 +237,57 @@ def _post(session: Session, hold: Hold, deposit: Deposit, operator: str, reason:
     session.flush()
 
 
-def release_hold(session: Session, hold_id: int, reason: str, operator: str, settings: Settings, now: datetime) -> Hold:
-    """Release a hold: posted at once, or (four-eyes) moved to awaiting_approval for a second operator."""
+def recorded_findings(deposit: Deposit) -> list[Finding]:
+    """The findings stored with a deposit; ReviewError (nothing is decided on them) when a row is malformed."""
+    try:
+        return [Finding.from_json(f) for f in deposit.findings]
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ReviewError(
+            f"deposit {deposit.id} has malformed findings in the database ({type(exc).__name__}: {exc})",
+            "nothing was changed; restore the row from the audit trail (`screener audit verify`) and retry",
+        ) from exc
+
+
+def _check_fresh(hold: Hold, deposit: Deposit, fresh: Verdict) -> None:
+    """CreditRefused unless the fresh screen shows nothing the hold's reviewers have not seen."""
+    recorded = recorded_findings(deposit)
+    judgement = judge_credit(recorded, hold.verdict, fresh)
+    if judgement.action is Action.CREDIT:
+        return
+    label = hold_label(hold.id)
+    if judgement.action is Action.REFUSE:
+        remedy = "nothing was changed"  # the list's own message says how to get a fresh one
+    elif judgement.action is Action.LISTED:
+        remedy = (
+            f"the hold is BLOCK and any pending release request is voided; reject it with "
+            f"`screener holds reject {label} --to blocked`"
+        )
+    else:
+        remedy = "the hold is re-screened to show it and any pending release request is voided; review it again"
+    raise CreditRefused(f"hold {label} was not credited: {judgement.why}", remedy, judgement)
+
+
+def release_hold(
+    session: Session,
+    hold_id: int,
+    reason: str,
+    operator: str,
+    settings: Settings,
+    now: datetime,
+    *,
+    screen_now: FreshScreen,
+) -> Hold:
+    """Release a hold: posted at once, or (four-eyes) moved to awaiting_approval for a second operator.
+
+    Either way the deposit is screened again first (``screen_now``): CreditRefused, and nothing changes, when
+    the list cannot be checked or the screen found evidence the hold does not show.
+    """
     reason, operator, now = require_text(reason, "reason"), require_operator(operator), ensure_utc(now)
     hold, deposit = _lock_hold(session, hold_id)
     label = hold_label(hold.id)
     check_can_release(label, hold.state, hold.release_requested_by)
+    fresh = screen_now(session, deposit)
+    _check_fresh(hold, deposit, fresh)
     threshold = settings.review.four_eyes_above_units
     if needs_four_eyes(hold.verdict, deposit.amount_raw, deposit.decimals, threshold):
         hold.state = HoldState.AWAITING_APPROVAL
@@ -221,21 +295,32 @@ def release_hold(session: Session, hold_id: int, reason: str, operator: str, set
         session.add(hold)
         session.flush()
         why = "BLOCK verdict" if hold.verdict == Decision.BLOCK.value else f"amount >= {threshold} tokens"
-        payload = _hold_payload(hold, deposit, reason=reason, four_eyes=why)
+        payload = _hold_payload(hold, deposit, reason=reason, four_eyes=why, screened_with=fresh.list_version_id)
         audit.append(session, "hold.release_requested", f"hold:{hold.id}", payload, operator, now)
         return hold
     _post(session, hold, deposit, operator, reason, now)
-    payload = _hold_payload(hold, deposit, reason=reason, transfer=ledger.deposit_ref(deposit).tid("post"))
+    transfer = ledger.deposit_ref(deposit).tid("post")
+    payload = _hold_payload(hold, deposit, reason=reason, transfer=transfer, screened_with=fresh.list_version_id)
     audit.append(session, "hold.released", f"hold:{hold.id}", payload, operator, now)
     return hold
 
 
-def approve_hold(session: Session, hold_id: int, operator: str, now: datetime, reason: str | None = None) -> Hold:
-    """Second operator approves a requested release; the pending credit is posted."""
+def approve_hold(
+    session: Session,
+    hold_id: int,
+    operator: str,
+    now: datetime,
+    reason: str | None = None,
+    *,
+    screen_now: FreshScreen,
+) -> Hold:
+    """Second operator approves a requested release; the deposit is screened again, then the credit posted."""
     operator, now = require_operator(operator), ensure_utc(now)
     note = (reason or "").strip() or None
     hold, deposit = _lock_hold(session, hold_id)
     check_can_approve(hold_label(hold.id), hold.state, hold.release_requested_by, operator)
+    fresh = screen_now(session, deposit)
+    _check_fresh(hold, deposit, fresh)
     _post(session, hold, deposit, operator, note or hold.release_reason or "", now)
     payload = _hold_payload(
         hold,
@@ -245,8 +330,41 @@ def approve_hold(session: Session, hold_id: int, operator: str, now: datetime, r
         requested_by=hold.release_requested_by,
         approved_by=operator,
         transfer=ledger.deposit_ref(deposit).tid("post"),
+        screened_with=fresh.list_version_id,
     )
     audit.append(session, "hold.released", f"hold:{hold.id}", payload, operator, now)
+    return hold
+
+
+def clear_hold(session: Session, hold_id: int, fresh: Verdict, cleared_by: dict[str, Any], now: datetime) -> Hold:
+    """The system credits a hold that was only "screening unavailable" and now screens clean (``fresh``).
+
+    ``cleared_by`` names what cleared it (list version, index heights) for the audit event. Refused unless the
+    fresh screen has no finding that holds: this is the decision the pipeline would have taken with the data.
+    """
+    now = ensure_utc(now)
+    hold, deposit = _lock_hold(session, hold_id)
+    label = hold_label(hold.id)
+    if hold.state not in HoldState.UNRESOLVED:
+        raise ReviewError(f"cannot clear hold {label}: it is already {hold.state}", "nothing was changed")
+    if any(f.severity != Severity.INFO for f in fresh.findings):
+        raise ReviewError(f"hold {label} does not screen clean: {fresh.summary}", "a person decides; nothing changed")
+    voided = _void_request(hold)
+    reason = f"screens clean now ({', '.join(f'{k} {v}' for k, v in sorted(cleared_by.items()))})"
+    _post(session, hold, deposit, SYSTEM_ACTOR, reason, now)
+    deposit.list_version_id = fresh.list_version_id
+    session.add(deposit)
+    payload = _hold_payload(
+        hold,
+        deposit,
+        reason=reason,
+        cleared_by=cleared_by,
+        findings=fresh.findings_json(),
+        previous_findings=deposit.findings,
+        voided_request=voided,
+        transfer=ledger.deposit_ref(deposit).tid("post"),
+    )
+    audit.append(session, "hold.cleared", f"hold:{hold.id}", payload, SYSTEM_ACTOR, now)
     return hold
 
 
@@ -269,7 +387,6 @@ def reject_hold(session: Session, hold_id: int, reason: str, target: str, operat
 
 
 def _annotate(session: Session, hold_id: int, text: str, actor: str, now: datetime, kind: str) -> AuditEvent:
-    text, actor = require_text(text, "note text"), require_text(actor, "operator")
     hold, deposit = _lock_hold(session, hold_id)
     return audit.append(
         session, kind, f"hold:{hold.id}", _hold_payload(hold, deposit, text=text), actor, ensure_utc(now)
@@ -278,43 +395,108 @@ def _annotate(session: Session, hold_id: int, text: str, actor: str, now: dateti
 
 def note_hold(session: Session, hold_id: int, text: str, operator: str, now: datetime) -> AuditEvent:
     """An operator's note on a hold (any state); kept in its history."""
+    text, operator = require_text(text, "note text"), require_operator(operator)
     return _annotate(session, hold_id, text, operator, now, "hold.note")
 
 
 def annotate_hold(session: Session, hold_id: int, text: str, actor: str, now: datetime) -> AuditEvent:
-    """A system note, e.g. "matching list entry removed in version N; not auto-released"."""
-    return _annotate(session, hold_id, text, actor, now, "hold.annotation")
+    """A system note, e.g. "matching list entry removed in version N; not auto-released".
+
+    Not bounded like a person's note: a re-screen's text must never fail the list activation it runs in.
+    """
+    return _annotate(
+        session, hold_id, system_text(text, "note text"), system_text(actor, "actor"), now, "hold.annotation"
+    )
 
 
 def escalate_hold(session: Session, hold_id: int, verdict: Verdict, now: datetime) -> Hold:
     """An unresolved HOLD becomes BLOCK (new list match); four-eyes then applies to its release.
 
-    A verdict that is not stricter than the hold's changes nothing; a resolved hold cannot be escalated
-    (a released deposit gets a review flag instead).
+    The new findings join the recorded ones, and a pending release request is voided: it was asked against
+    other evidence. A verdict that is not stricter than the hold's changes nothing; a resolved hold cannot be
+    escalated (a released deposit gets a review flag instead).
+    """
+    hold = get_hold(session, hold_id)
+    if hold.state in HoldState.UNRESOLVED and rank(verdict.decision) <= rank(hold.verdict):
+        return hold
+    deposit = session.get(Deposit, hold.deposit_id)
+    recorded = recorded_findings(deposit) if deposit else []
+    findings = [*recorded, *(f for f in verdict.findings if f not in recorded)]
+    why = f"escalated to {Decision(verdict.decision).value}: {verdict.summary}"
+    return revise_hold(session, hold_id, Decision(verdict.decision), findings, verdict.list_version_id, why, now)
+
+
+def void_release_request(session: Session, hold_id: int, why: str, now: datetime) -> bool:
+    """A pending four-eyes request is voided (e.g. its hold's party is listed now); True when there was one."""
+    now = ensure_utc(now)
+    hold, deposit = _lock_hold(session, hold_id)
+    voided = _void_request(hold)
+    if voided is None:
+        return False
+    session.add(hold)
+    session.flush()
+    payload = _hold_payload(hold, deposit, why=system_text(why, "why"), voided_request=voided)
+    audit.append(session, "hold.request_voided", f"hold:{hold.id}", payload, SYSTEM_ACTOR, now)
+    return True
+
+
+def _void_request(hold: Hold) -> dict[str, Any] | None:
+    """Back to open: a release request was asked against evidence that has changed."""
+    if hold.state != HoldState.AWAITING_APPROVAL:
+        return None
+    voided = {"by": hold.release_requested_by, "at": hold.release_requested_at, "reason": hold.release_reason}
+    hold.state = HoldState.OPEN
+    hold.release_requested_by = hold.release_requested_at = hold.release_reason = None
+    return voided
+
+
+def revise_hold(
+    session: Session,
+    hold_id: int,
+    decision: Decision,
+    findings: Sequence[Finding],
+    list_version_id: int | None,
+    why: str,
+    now: datetime,
+) -> Hold:
+    """An unresolved hold takes new evidence: its findings, and a verdict never weaker than before.
+
+    Any change voids a pending release request (four-eyes is asked again against the new evidence); an
+    unchanged verdict and findings change nothing.
     """
     now = ensure_utc(now)
     hold, deposit = _lock_hold(session, hold_id)
     label = hold_label(hold.id)
     if hold.state not in HoldState.UNRESOLVED:
         raise ReviewError(
-            f"cannot escalate hold {label}: it is already {hold.state}",
+            f"cannot revise hold {label}: it is already {hold.state}",
             "raise a review flag on the deposit instead (raise_review_flag)",
         )
-    if rank(verdict.decision) <= rank(hold.verdict):
+    new_verdict = stricter(hold.verdict, decision.value)
+    new_findings = [f.to_json() for f in findings]
+    if new_verdict.value == hold.verdict and new_findings == list(deposit.findings):
         return hold
-    new_findings = verdict.findings_json()
-    previous = hold.verdict
-    hold.verdict = deposit.verdict = Decision(verdict.decision).value
-    deposit.findings = merge_findings(list(deposit.findings), new_findings)
-    if verdict.list_version_id is not None:
-        deposit.list_version_id = verdict.list_version_id
-    hold.reason = Verdict(Decision(verdict.decision), tuple(Finding.from_json(f) for f in deposit.findings)).summary
+    previous, previous_findings = hold.verdict, list(deposit.findings)
+    voided = _void_request(hold)
+    hold.verdict = deposit.verdict = new_verdict.value
+    deposit.findings = new_findings
+    if list_version_id is not None:
+        deposit.list_version_id = list_version_id
+    hold.reason = Verdict(new_verdict, tuple(findings)).summary
     session.add_all([hold, deposit])
     session.flush()
     payload = _hold_payload(
-        hold, deposit, previous_verdict=previous, findings=new_findings, list_version_id=verdict.list_version_id
+        hold,
+        deposit,
+        previous_verdict=previous,
+        findings=new_findings,
+        previous_findings=previous_findings,
+        list_version_id=list_version_id,
+        why=why,
+        voided_request=voided,
     )
-    audit.append(session, "hold.escalated", f"hold:{hold.id}", payload, SYSTEM_ACTOR, now)
+    kind = "hold.escalated" if rank(new_verdict) > rank(previous) else "hold.revised"
+    audit.append(session, kind, f"hold:{hold.id}", payload, SYSTEM_ACTOR, now)
     return hold
 
 

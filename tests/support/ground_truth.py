@@ -25,7 +25,7 @@ from screener.demo.devnet import deploy
 from screener.ledger.audit import verify_chain
 from screener.ledger.verify import verify_ledger
 from screener.models.deposits import Deposit
-from screener.models.ledger import Hold, LedgerAccount, LedgerTransfer
+from screener.models.ledger import AuditEvent, Hold, LedgerAccount, LedgerTransfer
 
 OFAC_SENDER = dw.OFAC_SENDER.lower()  # LAZARUS GROUP on the bundled 2025-05-30 snapshot (ETH tag)
 CLEAN, OFAC, MIXER = "clean", "ofac", "mixer"
@@ -158,6 +158,7 @@ def check(
     with session_scope(engine) as s:
         deposits = list(s.exec(select(Deposit).where(Deposit.chain == chain)))
         holds = {h.deposit_id: h for h in s.exec(select(Hold))}
+        cleared = {e.subject: e.payload for e in s.exec(select(AuditEvent).where(AuditEvent.kind == "hold.cleared"))}
         transfers = list(s.exec(select(LedgerTransfer)))
         accounts = list(s.exec(select(LedgerAccount)))
         report = verify_ledger(s, verify_chain(s))
@@ -199,6 +200,8 @@ def check(
             problems.append(f"{label}: status {d.status} but hold {hold}")
         if hold is not None and hold.state not in HOLD_STATES[d.status]:
             problems.append(f"{label}: status {d.status} but hold H-{hold.id} is {hold.state}")
+        if hold is not None and d.status == "released":
+            problems += _release_problems(label, d, p, hold, cleared.get(f"hold:{hold.id}"))
         asset = f"{d.token_symbol}@{chain}"
         customer = f"customer:{d.account}"
         if d.status in ("credited", "released"):
@@ -231,6 +234,27 @@ def _verdict_problems(label: str, d: Deposit, p: Payment) -> list[str]:
     if p.kind == CLEAN and d.verdict != "CREDIT" and rules - {"unavailable"}:
         problems.append(f"{label}: a clean sender held for {sorted(rules)} (only 'unavailable' may hold it)")
     return problems
+
+
+def _release_problems(label: str, d: Deposit, p: Payment, hold: Hold, cleared: dict[str, Any] | None) -> list[str]:
+    """A released deposit: never a listed sender's; one the system credited (no person released it) only after
+    a fresh screen that found it clean: a hold.cleared event naming the list version and index heights that
+    cover the deposit's block."""
+    if p.kind == OFAC:
+        return [f"{label}: an OFAC-listed sender's deposit was released (H-{hold.id} by {hold.resolved_by})"]
+    if hold.resolved_by != "system":
+        return []
+    if p.kind != CLEAN:
+        return [f"{label}: a {p.kind} deposit was credited by the system"]
+    by = (cleared or {}).get("cleared_by") or {}
+    heights = [by.get("mixer_index_to_block"), by.get("blacklist_index_to_block")]
+    if (
+        not by.get("list_version")
+        or any(h is None or h < d.block_number for h in heights)
+        or by.get("unavailable_left")
+    ):
+        return [f"{label}: credited by the system without a complete fresh screen (cleared_by {by})"]
+    return []
 
 
 def _balance_problems(accounts: list[LedgerAccount], expected: Counter[tuple[Any, str, str]], chain: str) -> list[str]:

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from screener.models.deposits import Deposit
+from screener.screening.verdicts import Decision, Verdict
 
 # ---------------------------------------------------------------- the model
 
@@ -197,3 +198,29 @@ def snapshot(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
             rows = conn.execute(sa.text(f"SELECT * FROM {table}")).all()
             out[table] = sorted(tuple(str(v) for v in row) for row in rows)
     return out
+
+
+def not_listed(session: object, deposit: object) -> Verdict:
+    """A fresh screen that finds nothing (``screen_now`` of the review service). Used where the test is about
+    four-eyes, states and the ledger, not the list; the credit gate against the real list and real refreshes is
+    tests/test_attacks_crediting.py."""
+    del session, deposit
+    return Verdict(Decision.CREDIT, (), 1)
+
+
+# A [lists] table for configs of CLI tests whose releases pass the credit gate: the bundled list counts as fresh.
+FRESH_LISTS_TOML = "\n[lists]\nmax_list_age_h = 87600\n"
+
+
+def make_screenable(session: Any, now: datetime, chains: tuple[str, ...] = ("ethereum",)) -> None:
+    """What the real credit gate needs to let a release through: an active list (the bundle) and indexes that
+    cover every block of ``chains``. For tests whose subject is not screening."""
+    from screener.lists import store as lists_store
+    from screener.models.screening import IndexCursor
+
+    lists_store.ensure_active(session, now)
+    for chain in chains:
+        for kind in ("mixer", "blacklist"):
+            session.add(
+                IndexCursor(chain=chain, kind=kind, next_block=10**9, first_block=0, sources="-", updated_at=now)
+            )

@@ -50,7 +50,7 @@ from tests.support.screening_env import make_deposit
 
 LAZARUS = "0x08723392ed15743cc38513c4925f5e6be5c17243"
 CLEAN_SENDER = "0x" + "5a" * 20
-CHAIN = "devnet"
+CHAIN = "ethereum"  # a registry chain: a chain not configured cannot be fully screened (held, never cleared)
 AMOUNT = 1_000 * 10**6  # 1000 USDT, below the four-eyes threshold: one person may release it
 FRESH = Settings(lists={"max_list_age_h": 24 * 3650, "max_drop_fraction": 0.3})
 

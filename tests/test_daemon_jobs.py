@@ -94,10 +94,10 @@ def test_index_and_refresh_jobs_screen_open_holds_again(engine: Engine, tmp_path
     with session_scope(engine) as s:
         lists_store.ensure_active(s, now)
         for kind in ("mixer", "blacklist"):  # behind the deposits' block 5
-            s.add(IndexCursor(chain="devnet", kind=kind, next_block=3, first_block=0, sources="-", updated_at=now))
-        clean = make_deposit("devnet", "0x" + "5a" * 20, block=5)
+            s.add(IndexCursor(chain="ethereum", kind=kind, next_block=3, first_block=0, sources="-", updated_at=now))
+        clean = make_deposit("ethereum", "0x" + "5a" * 20, block=5)
         listed = make_deposit(
-            "devnet", "0x08723392ed15743cc38513c4925f5e6be5c17243", initiator=None, block=5, log_index=1
+            "ethereum", "0x08723392ed15743cc38513c4925f5e6be5c17243", initiator=None, block=5, log_index=1
         )
         s.add_all([clean, listed])
         s.flush()

@@ -173,7 +173,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self._attempt(
             entry,
             lambda: self.model.reject(entry.model, target),
-            lambda s: review.reject_hold(s, self._hold_id(entry), "no", to, "carol", NOW),
+            lambda s: review.reject_hold(s, self._hold_id(entry), "no", to, "carol", NOW, screen_now=not_listed),
         )
 
     def _specs(self, entry: Entry) -> list[TransferSpec]:

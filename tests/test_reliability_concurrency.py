@@ -40,7 +40,6 @@ from screener.models.ledger import AuditEvent, Hold
 from screener.pipeline.addresses import add_address
 from screener.pipeline.runtime import build_chain_runtime
 from screener.pipeline.tick import tick
-from screener.review import service as review
 from screener.settings import Settings, load_settings
 from screener_base.addresses import Family
 from screener_base.clock import utc_now
@@ -106,8 +105,8 @@ def _act(engine: Engine, hold: Hold, operator: str, rng: random.Random, settings
             result, action = credit.approve(engine, hold.id or 0, operator, now, settings, None), "approve"
         elif reject:
             target = "blocked" if hold.verdict == "BLOCK" else rng.choice(["blocked", "return"])
-            with session_scope(engine) as s:
-                result, action = review.reject_hold(s, hold.id or 0, "test", target, operator, now), "reject"
+            result = credit.reject(engine, hold.id or 0, "test", target, operator, settings, now)
+            action = "reject"
         else:
             result, action = credit.release(engine, hold.id or 0, "test", operator, settings, now), "release"
         out.add(hold.id or 0, action, operator, result.state)

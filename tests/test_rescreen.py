@@ -63,11 +63,11 @@ def _refresh(engine: Engine, source: str) -> int:
 
 
 def test_listing_flags_and_blocks_then_delisting_annotates(engine: Engine, list_files: dict[str, str]) -> None:
-    _covered(engine, "devnet", "ethereum")
+    _covered(engine, "arbitrum", "ethereum")
     with session_scope(engine) as s:
         v1 = lists_store.ensure_active(s, datetime.now(UTC)).id
-        credited = make_deposit("devnet", TORNADO_ROUTER, block=5)
-        held = make_deposit("devnet", TORNADO_OLD_PROXY, initiator=None, block=5, log_index=1)
+        credited = make_deposit("arbitrum", TORNADO_ROUTER, block=5)
+        held = make_deposit("arbitrum", TORNADO_OLD_PROXY, initiator=None, block=5, log_index=1)
         pool = make_deposit("ethereum", TORNADO_POOL_01_ETH, block=5)
         s.add_all([credited, held, pool])
         s.flush()
@@ -103,11 +103,11 @@ def test_listing_flags_and_blocks_then_delisting_annotates(engine: Engine, list_
 
 
 def test_deposits_outside_the_lookback_are_not_rescreened(engine: Engine, list_files: dict[str, str]) -> None:
-    _covered(engine, "devnet")
+    _covered(engine, "arbitrum")
     old = datetime(2020, 1, 1, tzinfo=UTC)
     with session_scope(engine) as s:
         lists_store.ensure_active(s, datetime.now(UTC))
-        deposit = make_deposit("devnet", TORNADO_ROUTER, block=5, when=old)
+        deposit = make_deposit("arbitrum", TORNADO_ROUTER, block=5, when=old)
         s.add(deposit)
         s.flush()
         decide_deposits(s, [deposit], SETTINGS, datetime.now(UTC))
@@ -120,16 +120,16 @@ def test_a_bad_mixer_pool_setting_cannot_refuse_a_new_list(engine: Engine, list_
     """The list re-screen reads list facts only: a malformed chains.<x>.mixer_pools entry (which the mixer
     heuristics would trip over) must not fail the activation, or newly listed senders would keep being
     credited against the old list."""
-    _covered(engine, "devnet")
+    _covered(engine, "arbitrum")
     with session_scope(engine) as s:
         lists_store.ensure_active(s, datetime.now(UTC))
-        credited = make_deposit("devnet", TORNADO_ROUTER, block=5)
+        credited = make_deposit("arbitrum", TORNADO_ROUTER, block=5)
         s.add(credited)
         s.flush()
         (verdict,) = decide_deposits(s, [credited], SETTINGS, datetime.now(UTC))
     assert verdict.decision is Decision.CREDIT
     broken = Settings(
-        lists=SETTINGS.lists.model_dump(), chains={"devnet": {"chain_id": 31337, "mixer_pools": ["0xnot-an-address"]}}
+        lists=SETTINGS.lists.model_dump(), chains={"arbitrum": {"mixer_pools": ["0xnot-an-address"]}}
     )
     source = list_files["2025-03-05"]
     result = lists_refresh.refresh(engine, broken, source, datetime.now(UTC), on_activated=make_list_hook(broken))

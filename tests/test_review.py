@@ -178,7 +178,7 @@ def test_reject_voids_and_moves(engine: Engine, verdict: Verdict, to: str, accou
     _, hold_id = _decide(engine, make_deposit(1, 900), verdict)
     assert hold_id is not None
     with session_scope(engine) as s:
-        hold = review.reject_hold(s, hold_id, "confirmed match", to, "carol", NOW)
+        hold = review.reject_hold(s, hold_id, "confirmed match", to, "carol", NOW, screen_now=not_listed)
         assert (hold.state, hold.rejected_to) == (HoldState.REJECTED, account)
     assert _customer(engine) == (0, 0, 0, 0)
     with session_scope(engine) as s:
@@ -191,7 +191,7 @@ def test_block_cannot_be_returned(engine: Engine) -> None:
     assert hold_id is not None
     before = snapshot(engine)
     with pytest.raises(ReviewError, match="cannot be returned"), session_scope(engine) as s:
-        review.reject_hold(s, hold_id, "send it back", "return", "carol", NOW)
+        review.reject_hold(s, hold_id, "send it back", "return", "carol", NOW, screen_now=not_listed)
     assert snapshot(engine) == before
 
 
@@ -204,7 +204,7 @@ def test_resolved_hold_refuses_every_further_action(engine: Engine) -> None:
     actions = [
         lambda s: review.release_hold(s, hold_id, "again", "bob", SETTINGS, NOW, screen_now=not_listed),
         lambda s: review.approve_hold(s, hold_id, "bob", NOW, screen_now=not_listed),
-        lambda s: review.reject_hold(s, hold_id, "late", "return", "bob", NOW),
+        lambda s: review.reject_hold(s, hold_id, "late", "return", "bob", NOW, screen_now=not_listed),
         lambda s: review.escalate_hold(s, hold_id, BLOCK, NOW),
     ]
     for action in actions:
@@ -221,7 +221,7 @@ def test_empty_reason_or_operator_refused(engine: Engine, bad: str | None) -> No
     with pytest.raises(ReviewError, match="reason is missing"), session_scope(engine) as s:
         review.release_hold(s, hold_id, bad, "alice", SETTINGS, NOW, screen_now=not_listed)  # type: ignore[arg-type]
     with pytest.raises(ReviewError, match="operator is missing"), session_scope(engine) as s:
-        review.reject_hold(s, hold_id, "r", "return", bad, NOW)  # type: ignore[arg-type]
+        review.reject_hold(s, hold_id, "r", "return", bad, NOW, screen_now=not_listed)  # type: ignore[arg-type]
     with pytest.raises(ReviewError, match="does not exist"), session_scope(engine) as s:
         review.note_hold(s, 999, "hello", "alice", NOW)
     assert snapshot(engine) == before

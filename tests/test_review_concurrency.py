@@ -116,7 +116,7 @@ def test_second_reviewer_waits_for_the_first_then_is_refused(pg_engine: Engine, 
                 if rival == "release":
                     review.release_hold(s, hold_id, "me too", "bob", SETTINGS, NOW, screen_now=not_listed)
                 else:
-                    review.reject_hold(s, hold_id, "no", "return", "bob", NOW)
+                    review.reject_hold(s, hold_id, "no", "return", "bob", NOW, screen_now=not_listed)
             outcome["second"] = "won"
         except BaseException as exc:  # handed back to the test thread
             outcome["second"] = exc

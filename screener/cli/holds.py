@@ -225,7 +225,7 @@ def reject_cmd(
     operator: str | None = _operator_option(),
 ) -> None:
     """Reject a hold: the pending credit is voided and the funds move to `blocked` or `return_payable`."""
-    from screener.review import service as review
+    from screener.decide import credit
     from screener.review.rules import hold_label, reject_target, require_text
 
     hold_id, why = _hold_id(hold), require_text(reason, "--reason")
@@ -235,10 +235,28 @@ def reject_cmd(
             "pass --to blocked or --to return",
         )
     target, operator = reject_target(to), state().operator_id(operator)
-    with _session() as s:
-        h = review.reject_hold(s, hold_id, why, target, operator, _now())
-        label = hold_label(h.id)
+    h = credit.reject(state().engine(), hold_id, why, target, operator, state().settings, _now())
+    label = hold_label(h.id)
     typer.echo(f"{label} rejected by {operator}; funds moved to {target}")
+
+
+@holds_app.command("rescreen")
+@handle_errors
+def rescreen_cmd() -> None:
+    """Screen every open hold again now, as a list refresh or an index scan does (the daemon does it itself).
+
+    New evidence is added to a hold (voiding a pending release request); a hold that was only "screening
+    unavailable" and now screens clean is credited when review.credit_after_rescreen is true. Exit 2 when some
+    hold could not be re-screened (each is listed; it stays held).
+    """
+    from screener.decide.holds import rescreen_open_holds
+
+    counts = rescreen_open_holds(state().engine(), state().settings, _now())
+    for problem in counts.problems:
+        typer.echo(f"error: {problem}", err=True)
+    typer.echo(counts.summary())
+    if counts.failed:
+        raise typer.Exit(ReviewError.exit_code)
 
 
 @holds_app.command("note", cls=IdCommand)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from screener.cli.common import echo_json, handle_errors, state
+from screener_base.errors import ReviewError
 
 if TYPE_CHECKING:
     from sanctions_lists.entries import Entry
@@ -64,6 +65,11 @@ def refresh_cmd(
         raise typer.Exit(1)
     typer.echo(result.summary_line())
     counts = rescreen_open_holds(cli.engine(), cli.settings, utc_now())
+    if counts.failed:
+        raise ReviewError(
+            f"the list is in force, but {counts.summary()} (first: {counts.problems[0]})",
+            "those holds stay held; `screener holds rescreen` lists each one",
+        )
     if counts.screened:
         typer.echo(f"holds: {counts.summary()}")
 

@@ -60,6 +60,19 @@ def approve(engine: Engine, hold_id: int, operator: str, now: datetime, settings
         raise
 
 
+def reject(
+    engine: Engine, hold_id: int, reason: str, target: str, operator: str, settings: Settings, now: datetime
+) -> Hold:
+    """`screener holds reject`: returning funds to a sender listed now (or unscreenable) is refused."""
+    try:
+        with session_scope(engine) as s:
+            gate = fresh_screen(s, settings, now)
+            return review.reject_hold(s, hold_id, reason, target, operator, now, screen_now=gate)
+    except review.CreditRefused as exc:
+        _take_evidence(engine, hold_id, settings, now, exc)
+        raise
+
+
 def _take_evidence(engine: Engine, hold_id: int, settings: Settings, now: datetime, exc: review.CreditRefused) -> None:
     """After a refusal for new evidence or a listed party: the hold shows the evidence, its request is void."""
     if exc.judgement.action not in (Action.REVISE, Action.LISTED):

@@ -154,7 +154,10 @@ def _facts(deposit: Deposit, settings: Settings) -> tuple[DepositFacts, str | No
     try:
         family = spec_from_settings(settings, deposit.chain).family
     except ScreenerError:
-        return DepositFacts.of(deposit), None  # a chain no longer configured: trust the stored form
+        # A chain no longer configured: its stored form is still matched (a listing must still flag or block
+        # it), but its family, lookback window and canonical form are unknown, so nothing may clear it.
+        problem = f"chain {deposit.chain!r} is not configured, so its deposits cannot be fully screened"
+        return DepositFacts.of(deposit), problem
     facts = DepositFacts.of(deposit, family)
     for party, address in facts.parties():
         try:

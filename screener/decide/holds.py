@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -37,8 +37,11 @@ from screener_base.errors import ScreenerError
 
 log = logging.getLogger(__name__)
 
-# Holds one run looks at (oldest first); the next trigger goes on from the same query.
-MAX_HOLDS_PER_RUN = 5_000
+# Holds read per query (by id), and the most one run screens: the loop is bounded, and a backlog beyond it is
+# logged (the next trigger starts again from the oldest).
+PAGE_HOLDS = 500
+MAX_PROBLEMS = 20
+MAX_HOLDS_PER_RUN = 50_000
 CLEAN_NOTE = (
     "every check that was unavailable now screens clean; review.credit_after_rescreen is false, so a person decides"
 )
@@ -51,6 +54,7 @@ class HoldRescreen:
     revised: int = 0
     noted: int = 0
     failed: int = 0
+    problems: list[str] = field(default_factory=list)  # the first MAX_PROBLEMS "H-n: why" lines
 
     def summary(self) -> str:
         return (
@@ -79,30 +83,42 @@ def rescreen_holds(
     now = ensure_utc(now)
     lists = ListState.active(session, settings, now)  # FOR SHARE, before any audit append (the lock order)
     counts = HoldRescreen()
-    for hold, deposit in _unresolved(session, hold_ids, limit):
-        if only_unavailable and not any(_is_unavailable(f) for f in deposit.findings):
-            continue
-        counts.screened += 1
-        try:
-            with session.begin_nested():
-                _rescreen_one(session, hold, deposit, lists, settings, now, counts)
-        except ScreenerError as exc:
-            counts.failed += 1
-            log.warning("hold %s was not re-screened: %s", hold_label(hold.id), exc)
+    after_id = 0
+    while counts.screened < limit:
+        page = _unresolved(session, hold_ids, after_id)
+        if not page:
+            return counts
+        after_id = page[-1][0].id or after_id
+        for hold, deposit in page:
+            if only_unavailable and not _has_unavailable(deposit.findings):
+                continue
+            counts.screened += 1
+            try:
+                with session.begin_nested():
+                    _rescreen_one(session, hold, deposit, lists, settings, now, counts)
+            except ScreenerError as exc:
+                counts.failed += 1
+                if len(counts.problems) < MAX_PROBLEMS:
+                    counts.problems.append(f"{hold_label(hold.id)}: {exc}")
+                log.warning("hold %s was not re-screened: %s", hold_label(hold.id), exc)
+    log.warning("re-screened %d open holds, the most one run does; the rest wait for the next trigger", limit)
     return counts
 
 
-def _is_unavailable(finding: Any) -> bool:
-    return isinstance(finding, dict) and finding.get("rule_id") == "unavailable"
+def _has_unavailable(findings: Any) -> bool:
+    # A malformed findings column is screened too (it then fails alone, in its savepoint, with a clear error).
+    if not isinstance(findings, list):
+        return True
+    return any(not isinstance(f, dict) or f.get("rule_id") == "unavailable" for f in findings)
 
 
-def _unresolved(session: Session, hold_ids: Sequence[int] | None, limit: int) -> list[tuple[Hold, Deposit]]:
+def _unresolved(session: Session, hold_ids: Sequence[int] | None, after_id: int) -> list[tuple[Hold, Deposit]]:
     stmt = (
         select(Hold, Deposit)
         .join(Deposit, col(Deposit.id) == col(Hold.deposit_id))
-        .where(col(Hold.state).in_(HoldState.UNRESOLVED))
+        .where(col(Hold.state).in_(HoldState.UNRESOLVED), col(Hold.id) > after_id)
         .order_by(col(Hold.id))
-        .limit(limit)
+        .limit(PAGE_HOLDS)
     )
     if hold_ids is not None:
         stmt = stmt.where(col(Hold.id).in_(list(hold_ids)))

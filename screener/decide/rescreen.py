@@ -86,7 +86,7 @@ def _rescreen_added(session: Session, version_id: int, diff: Diff, settings: Set
             added.setdefault(entry.canonical, []).append(entry)
     since = now - timedelta(days=settings.lists.rescreen_lookback_days)
     newly_listed = ListState.only(version_id, [e for entries in added.values() for e in entries])
-    counts = {"flagged": 0, "escalated": 0, "failed": 0}
+    counts = {"flagged": 0, "escalated": 0, "voided": 0, "failed": 0}
     for chunk in _chunks(sorted(added)):
         for deposit in deposits_touching(session, chunk, DECIDED):
             if DepositFacts.of(deposit).block_time < since:
@@ -111,12 +111,24 @@ def _block_newly_listed(
     inp = gather(session, deposit, newly_listed, settings, None, Scope.LISTS)
     verdict = screen(inp, settings.screening, now)
     ofac = tuple(f for f in verdict.findings if f.rule_id == RULE_OFAC)
-    if not ofac or deposit.verdict == Decision.BLOCK.value:
-        return None  # not listed, or already blocked (held or rejected to the blocked account)
+    if not ofac:
+        return None
+    if deposit.verdict == Decision.BLOCK.value:
+        return _relisted(session, deposit, newly_listed.version_id, now)
     was = deposit.status
     # apply_verdict routes a stricter verdict on a decided deposit: escalate the hold, or flag the credit.
     review.apply_verdict(session, deposit, Verdict(Decision.BLOCK, ofac, newly_listed.version_id, now), settings, now)
     return "escalated" if was == DepositStatus.HELD else "flagged"
+
+
+def _relisted(session: Session, deposit: Deposit, version_id: int | None, now: datetime) -> str | None:
+    """A BLOCK hold whose party a list adds again (it was delisted in between): a release requested while it
+    was off the list was asked against other evidence, so it is voided."""
+    hold = review.hold_for_deposit(session, deposit.id or 0) if deposit.status == DepositStatus.HELD else None
+    if hold is None or hold.state != HoldState.AWAITING_APPROVAL:
+        return None  # blocked already (open, or rejected to the blocked account): nothing to add
+    why = f"a party is listed again in list version {version_id}; the release was requested while it was not"
+    return "voided" if review.void_release_request(session, hold.id or 0, why, now) else None
 
 
 def _open_holds_from(session: Session, addresses: list[str]) -> list[tuple[Hold, Deposit]]:
@@ -131,28 +143,41 @@ def _open_holds_from(session: Session, addresses: list[str]) -> list[tuple[Hold,
 
 
 def _annotate_removed(session: Session, version_id: int, diff: Diff, now: datetime) -> int:
-    """Open holds whose OFAC match is no longer listed get a note saying so; they stay held."""
+    """Open holds whose OFAC match is no longer listed get a note saying so; they stay held.
+
+    Each hold in its own savepoint: one malformed row is logged and skipped, never a reason to refuse the list.
+    """
     removed = sorted({canon for family, canon in diff.removed_addresses if family in SCREENED_FAMILIES})
     count = 0
     for chunk in _chunks(removed):
         gone = set(chunk)
         for hold, deposit in _open_holds_from(session, chunk):
-            findings = [Finding.from_json(f) for f in deposit.findings]
-            ofac = [f for f in findings if f.rule_id == RULE_OFAC]
-            cleared = sorted({f.matched_address or "" for f in ofac if f.matched_address in gone})
-            if not cleared:
-                continue
-            still = sorted({f.matched_address or "" for f in ofac} - set(cleared))
-            others = sorted({f.rule_id for f in findings if f.rule_id != RULE_OFAC and f.severity != Severity.INFO})
-            text = (
-                f"OFAC match {', '.join(cleared)} is not on list version {version_id} any more; "
-                + (f"still listed: {', '.join(still)}; " if still else "no OFAC match remains; ")
-                + (f"other findings remain: {', '.join(others)}; " if others else "")
-                + "the hold is not released automatically: a person decides"
-            )
-            review.annotate_hold(session, hold.id or 0, text, review.SYSTEM_ACTOR, now)
-            count += 1
+            try:
+                with session.begin_nested():
+                    count += _annotate_one(session, hold, deposit, gone, version_id, now)
+            except ScreenerError as exc:
+                log.error("hold %s could not be annotated after a delisting: %s", hold.id, exc)
     return count
+
+
+def _annotate_one(
+    session: Session, hold: Hold, deposit: Deposit, gone: set[str], version_id: int, now: datetime
+) -> int:
+    findings = review.recorded_findings(deposit)
+    ofac = [f for f in findings if f.rule_id == RULE_OFAC]
+    cleared = sorted({f.matched_address or "" for f in ofac if f.matched_address in gone})
+    if not cleared:
+        return 0
+    still = sorted({f.matched_address or "" for f in ofac} - set(cleared))
+    others = sorted({f.rule_id for f in findings if f.rule_id != RULE_OFAC and f.severity != Severity.INFO})
+    text = (
+        f"OFAC match {', '.join(cleared)} is not on list version {version_id} any more; "
+        + (f"still listed: {', '.join(still)}; " if still else "no OFAC match remains; ")
+        + (f"other findings remain: {', '.join(others)}; " if others else "")
+        + "the hold is not released automatically: a person decides"
+    )
+    review.annotate_hold(session, hold.id or 0, text, review.SYSTEM_ACTOR, now)
+    return 1
 
 
 def apply_index_facts(session: Session, kind: str, rows: Sequence[Any], settings: Settings, now: datetime) -> int:
@@ -181,14 +206,16 @@ def apply_index_facts(session: Session, kind: str, rows: Sequence[Any], settings
 def _act_on(session: Session, deposit: Deposit, findings: list[Finding], now: datetime) -> bool:
     summary = Verdict(Decision.HOLD, tuple(findings)).summary
     if deposit.status == DepositStatus.HELD:
-        hold = review.hold_for_deposit(session, deposit.id or 0)
-        if hold is None or hold.state not in HoldState.UNRESOLVED:
+        found = review.hold_for_deposit(session, deposit.id or 0)
+        if found is None:
             return False
-        recorded = review.recorded_findings(deposit)
-        merged = [*recorded, *(f for f in findings if f not in recorded)]
-        why = f"new evidence after the decision: {summary}"
-        # The hold shows the evidence, and a release requested before it was known is voided.
-        review.revise_hold(session, hold.id or 0, Decision.HOLD, merged, None, why, now)
-        return True
+        hold, deposit = review.lock_hold(session, found.id or 0)  # a person may have resolved it meanwhile
+        if hold.state in HoldState.UNRESOLVED:
+            recorded = review.recorded_findings(deposit)
+            merged = [*recorded, *(f for f in findings if f not in recorded)]
+            why = f"new evidence after the decision: {summary}"
+            # The hold shows the evidence, and a release requested before it was known is voided.
+            review.revise_hold(session, hold.id or 0, Decision.HOLD, merged, None, why, now)
+            return True
     review.raise_review_flag(session, deposit, findings, f"new evidence after the credit: {summary}", now)
     return True

@@ -119,6 +119,15 @@ def judge_credit(recorded: Sequence[Finding], hold_verdict: str, fresh: Verdict)
     return Judgement(Action.CREDIT, *current, why="no new evidence since the hold was reviewed")
 
 
+def judge_return(recorded: Sequence[Finding], hold_verdict: str, fresh: Verdict) -> Judgement | None:
+    """Why a hold's funds may not be owed back to the sender now (None: they may): a listed party, or a list
+    that cannot be checked. Sanctioned property is blocked, never returned."""
+    judged = judge_credit(recorded, hold_verdict, fresh)
+    if judged.action in (Action.LISTED, Action.REFUSE):
+        return judged
+    return None
+
+
 def judge_rescreen(
     recorded: Sequence[Finding], hold_verdict: str, fresh: Verdict, *, credit_when_clean: bool
 ) -> Judgement:
@@ -143,6 +152,7 @@ __all__ = [
     "finding_key",
     "judge_credit",
     "judge_rescreen",
+    "judge_return",
     "stricter",
     "unavailable_check",
 ]

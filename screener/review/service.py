@@ -26,7 +26,7 @@ from screener.ledger import store as ledger
 from screener.ledger.rules import BLOCKED
 from screener.models.deposits import Deposit
 from screener.models.ledger import AuditEvent, Hold
-from screener.review.evidence import Action, Judgement, judge_credit, stricter
+from screener.review.evidence import Action, Judgement, judge_credit, judge_rescreen, judge_return, stricter
 from screener.review.flags import list_flags, raise_review_flag, resolve_flag
 from screener.review.rules import (
     DepositStatus,
@@ -347,8 +347,9 @@ def clear_hold(session: Session, hold_id: int, fresh: Verdict, cleared_by: dict[
     label = hold_label(hold.id)
     if hold.state not in HoldState.UNRESOLVED:
         raise ReviewError(f"cannot clear hold {label}: it is already {hold.state}", "nothing was changed")
-    if any(f.severity != Severity.INFO for f in fresh.findings):
-        raise ReviewError(f"hold {label} does not screen clean: {fresh.summary}", "a person decides; nothing changed")
+    judged = judge_rescreen(recorded_findings(deposit), hold.verdict, fresh, credit_when_clean=True)
+    if judged.action is not Action.CLEAR:  # only a hold that waited for data alone, and now screens clean
+        raise ReviewError(f"hold {label} may not be cleared: {fresh.summary}", "a person decides; nothing changed")
     voided = _void_request(hold)
     reason = f"screens clean now ({', '.join(f'{k} {v}' for k, v in sorted(cleared_by.items()))})"
     _post(session, hold, deposit, SYSTEM_ACTOR, reason, now)
@@ -368,12 +369,34 @@ def clear_hold(session: Session, hold_id: int, fresh: Verdict, cleared_by: dict[
     return hold
 
 
-def reject_hold(session: Session, hold_id: int, reason: str, target: str, operator: str, now: datetime) -> Hold:
-    """Void the pending credit and move the funds to ``blocked`` (sanctions) or ``return_payable``."""
+def reject_hold(
+    session: Session,
+    hold_id: int,
+    reason: str,
+    target: str,
+    operator: str,
+    now: datetime,
+    *,
+    screen_now: FreshScreen,
+) -> Hold:
+    """Void the pending credit and move the funds to ``blocked`` (sanctions) or ``return_payable``.
+
+    Owing funds back is a payment to the sender: refused (CreditRefused, nothing changes) when the fresh screen
+    finds a party listed now or cannot check the list. ``--to blocked`` is always allowed.
+    """
     reason, operator, now = require_text(reason, "reason"), require_operator(operator), ensure_utc(now)
     account = reject_target(target)
     hold, deposit = _lock_hold(session, hold_id)
-    check_can_reject(hold_label(hold.id), hold.state, hold.verdict, account)
+    label = hold_label(hold.id)
+    check_can_reject(label, hold.state, hold.verdict, account)
+    if account != BLOCKED:
+        judged = judge_return(recorded_findings(deposit), hold.verdict, screen_now(session, deposit))
+        if judged is not None:
+            raise CreditRefused(
+                f"hold {label} cannot be returned to the sender: {judged.why}",
+                "reject it with --to blocked (blocked property is reported, not returned); nothing was changed",
+                judged,
+            )
     outcomes = ledger.void_hold(session, ledger.deposit_ref(deposit), account, operator, now)
     hold.state = HoldState.REJECTED
     hold.resolved_by, hold.resolved_at, hold.resolution_reason = operator, now, reason

@@ -54,6 +54,9 @@ class ReviewSettings(_Section):
     # A hold that was only "screening unavailable" (stale list, lagging index) and screens clean once the data
     # is there is credited by the system, as the pipeline would have; false leaves it for a person.
     credit_after_rescreen: bool = True
+    # Who is acting: the database login (PostgreSQL), the OS account (SQLite), or, only when set explicitly,
+    # the name given with --operator / SCREENER_OPERATOR ("declared": the demo and tests). None: by the store.
+    identity: Literal["database", "os", "declared"] | None = None
 
 
 class ListSettings(_Section):

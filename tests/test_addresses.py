@@ -33,6 +33,7 @@ from screener.settings import Settings
 from screener_base.addresses import Family, hex_to_tron, tron_to_hex20
 from screener_base.clock import utc_now
 from screener_base.errors import AddressError, ConfigError
+from tests.support.ledger_model import DECLARED_TOML
 
 SCREENER = Path(sys.executable).with_name("screener")
 EVM = "0x52908400098527886E0F7030069857D2E4169EE7"  # EIP-55 test vector
@@ -183,7 +184,7 @@ def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_cli_add_import_list(tmp_path: Path) -> None:
-    (tmp_path / "c.toml").write_text(f'[database]\nurl = "sqlite:///{tmp_path / "s.db"}"\n')
+    (tmp_path / "c.toml").write_text(f'[database]\nurl = "sqlite:///{tmp_path / "s.db"}"\n' + DECLARED_TOML)
     assert _cli(tmp_path, "db", "upgrade").returncode == 0
     added = _cli(tmp_path, "addresses", "add", "ethereum", EVM.lower(), "acct-1")
     assert added.returncode == 0 and EVM in added.stdout  # shown EIP-55
@@ -209,7 +210,7 @@ def test_cli_add_import_list(tmp_path: Path) -> None:
 
 
 def test_cli_remove(tmp_path: Path) -> None:
-    (tmp_path / "c.toml").write_text(f'[database]\nurl = "sqlite:///{tmp_path / "s.db"}"\n')
+    (tmp_path / "c.toml").write_text(f'[database]\nurl = "sqlite:///{tmp_path / "s.db"}"\n' + DECLARED_TOML)
     assert _cli(tmp_path, "db", "upgrade").returncode == 0
     typo = _cli(tmp_path, "addresses", "add", "ethereum", EVM_BAD_CASE, "acct-1")
     assert typo.returncode == 2 and typo.stderr.count("\n") == 1 and "wrong EIP-55 checksum" in typo.stderr

@@ -340,7 +340,8 @@ def test_case1_through_the_cli(tmp_path: Path, lists_dir: dict[str, Path]) -> No
     `screener holds release` is one `error:` line with exit 2 and no credit."""
     url = f"sqlite:///{tmp_path / 's.db'}"
     cfg = tmp_path / "c.toml"
-    cfg.write_text(f'[database]\nurl = "{url}"\n')  # defaults: the bundled list is stale today
+    # defaults (the bundled list is stale today); one OS account plays the reviewer: names are declared
+    cfg.write_text(f'[database]\nurl = "{url}"\n\n[review]\nidentity = "declared"\n')
     engine = make_engine(url)
     upgrade(engine)
     try:
@@ -391,7 +392,7 @@ def test_approve_racing_a_refresh_that_lists_the_sender(pg_url: str, tmp_path: P
     upgrade(engine)
     cfg = tmp_path / "c.toml"
     cfg.write_text(
-        f'[database]\nurl = "{pg_url}"\n\n[review]\nfour_eyes_above_units = 100\n'
+        f'[database]\nurl = "{pg_url}"\n\n[review]\nfour_eyes_above_units = 100\nidentity = "declared"\n'
         "\n[lists]\nmax_list_age_h = 87600\nmax_drop_fraction = 0.3\n"
     )
     settings = load_settings(cfg)

@@ -83,7 +83,8 @@ def _make_cli(d: Path, template: Path) -> Cli:
     cfg = d / "c.toml"
     # The credit gate screens every release against the active list: a fresh one (the bundle, accepted as fresh).
     cfg.write_text(
-        f'[database]\nurl = "{url}"\n\n[review]\nfour_eyes_above_units = 10000\n\n[lists]\nmax_list_age_h = 87600\n'
+        f'[database]\nurl = "{url}"\n\n[review]\nfour_eyes_above_units = 10000\nidentity = "declared"\n'
+        "\n[lists]\nmax_list_age_h = 87600\n"
     )
     return Cli(d, cfg, url)
 

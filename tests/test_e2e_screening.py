@@ -122,6 +122,8 @@ def _config(
         f"""
 [database]
 url = "{url}"
+[review]
+identity = "declared"
 [lists]
 max_list_age_h = 87600.0
 # the real Tornado Cash delisting below removes 90 of 157 EVM addresses: over the per-family default of 20 %

@@ -30,7 +30,7 @@ PINNED: dict[str, list[str]] = {
     "screener.models": ["chain", "daemon", "deposits", "ledger", "lists", "screening"],
     "screener.ops": ["alert_rules", "alerts", "logging_setup", "metrics", "outbox_rules", "status"],
     "screener.pipeline": ["addresses", "backfill", "read", "runtime", "store", "tick"],
-    "screener.review": ["evidence", "flags", "queries", "rules", "service"],
+    "screener.review": ["evidence", "flags", "identity", "queries", "rules", "service"],
     "screener.screening": ["facts", "policy", "verdicts"],
     "chains": [
         "blacklists", "codec", "mixers", "registry", "rpc", "rpc_errors", "rpc_support", "scanning", "transfers",
@@ -38,7 +38,7 @@ PINNED: dict[str, list[str]] = {
     "sanctions_lists": [
         "build_bundle", "bundle", "candidate", "entries", "fetch", "formats", "guards", "ofac", "sdn_csv", "snapshot",
     ],
-    "screener_base": ["addresses", "clock", "errors", "redact"],
+    "screener_base": ["addresses", "clock", "errors", "identity", "redact"],
 }  # fmt: skip
 
 

@@ -55,7 +55,7 @@ def _report_figures() -> Iterator[None]:
 def _base_config(url: str, extra: str = "") -> str:
     return (
         f'[database]\nurl = "{url}"\n\n'
-        "[review]\nfour_eyes_above_units = 10000\n\n"
+        '[review]\nfour_eyes_above_units = 10000\nidentity = "declared"\n\n'
         "[lists]\nmax_list_age_h = 87600\nmax_download_bytes = 200000\n"
         "max_attempts = 1\nretry_wait_s = 0\ndownload_timeout_s = 5\n\n"
         '[chains.polygon]\nrpc_urls = ["http://127.0.0.1:9"]\nchain_id = 31337\n'

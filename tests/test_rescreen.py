@@ -128,9 +128,7 @@ def test_a_bad_mixer_pool_setting_cannot_refuse_a_new_list(engine: Engine, list_
         s.flush()
         (verdict,) = decide_deposits(s, [credited], SETTINGS, datetime.now(UTC))
     assert verdict.decision is Decision.CREDIT
-    broken = Settings(
-        lists=SETTINGS.lists.model_dump(), chains={"arbitrum": {"mixer_pools": ["0xnot-an-address"]}}
-    )
+    broken = Settings(lists=SETTINGS.lists.model_dump(), chains={"arbitrum": {"mixer_pools": ["0xnot-an-address"]}})
     source = list_files["2025-03-05"]
     result = lists_refresh.refresh(engine, broken, source, datetime.now(UTC), on_activated=make_list_hook(broken))
     assert result.status == "updated", result.summary_line()

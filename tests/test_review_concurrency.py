@@ -22,7 +22,14 @@ from screener.review import service as review
 from screener.screening.verdicts import Decision, Finding, Severity, Verdict
 from screener.settings import Settings
 from screener_base.errors import ReviewError
-from tests.support.ledger_model import FRESH_LISTS_TOML, NOW, make_deposit, make_screenable, not_listed
+from tests.support.ledger_model import (
+    DECLARED_TOML,
+    FRESH_LISTS_TOML,
+    NOW,
+    make_deposit,
+    make_screenable,
+    not_listed,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -65,7 +72,7 @@ def _assert_verifies(engine: Engine) -> None:
 def test_two_cli_processes_release_the_same_hold(pg_engine: Engine, pg_url: str, tmp_path: Path) -> None:
     hold_ids = _open_holds(pg_engine, 3)
     cfg = tmp_path / "c.toml"
-    cfg.write_text(f'[database]\nurl = "{pg_url}"\n' + FRESH_LISTS_TOML)
+    cfg.write_text(f'[database]\nurl = "{pg_url}"\n' + FRESH_LISTS_TOML + DECLARED_TOML)
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCREENER_")}
     for hold_id in hold_ids:
         procs = [

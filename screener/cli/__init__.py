@@ -23,7 +23,9 @@ app = typer.Typer(
 def _root(
     config: str | None = typer.Option(None, "--config", "-c", help="TOML config file (default: ./screener.toml)"),
     operator: str | None = typer.Option(
-        None, "--operator", help="who is acting (default: $SCREENER_OPERATOR or OS user)"
+        None,
+        "--operator",
+        help="who is acting, only with review.identity = declared (else it must match your login/OS account)",
     ),
 ) -> None:
     STATE.config_path = config

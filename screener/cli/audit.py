@@ -21,6 +21,7 @@ def verify_cmd(as_json: bool = typer.Option(False, "--json", help="machine-reada
     from screener.db import is_postgres, session_scope
     from screener.ledger.audit import verify_chain
     from screener.ledger.verify import verify_ledger
+    from screener.review.queries import declared_decisions
 
     engine = state().engine()
     if is_postgres(engine):
@@ -28,9 +29,11 @@ def verify_cmd(as_json: bool = typer.Option(False, "--json", help="machine-reada
         engine = engine.execution_options(isolation_level="REPEATABLE READ")
     with session_scope(engine) as s:
         report = verify_ledger(s, verify_chain(s))
+        declared = declared_decisions(s)
     summary = {
         "ok": report.ok,
         "events": report.events,
+        "declared_identity_decisions": declared,
         "head_seq": report.head_seq,
         "head_hash": report.head_hash,
         "problems": report.problems,
@@ -43,6 +46,9 @@ def verify_cmd(as_json: bool = typer.Option(False, "--json", help="machine-reada
         raise AuditError(f"audit verify failed: {report.problems[0]}{tail}", "investigate before trusting the ledger")
     if not as_json:
         typer.echo(f"ok: {report.events} events; ledger matches; head seq {report.head_seq} hash {report.head_hash}")
+        if declared:
+            # Not a failure: the configuration allowed it. But those names were typed, not authenticated.
+            typer.echo(f"note: {declared} decision(s) were made under a declared identity (review.identity = declared)")
 
 
 def register(app: typer.Typer) -> None:

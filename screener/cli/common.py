@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import getpass
 import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import wraps
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import typer
 from sqlalchemy import exc as sa_exc
@@ -17,7 +16,10 @@ from sqlalchemy.engine import Engine
 
 from screener.db import check_schema, make_engine
 from screener.settings import Settings, load_settings
-from screener_base.errors import ConfigError, ScreenerError
+from screener_base.errors import ScreenerError
+
+if TYPE_CHECKING:
+    from screener.review.identity import Actor
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -52,15 +54,19 @@ class CliState:
                 check_schema(self._engine)
         return self._engine
 
+    def actor(self, command_operator: str | None = None) -> Actor:
+        """Who is acting, by review.identity: the database login, the OS account, or (declared) the name given.
+
+        A name given (the command's --operator, the root's, SCREENER_OPERATOR) must be the authenticated one
+        unless review.identity = "declared".
+        """
+        from screener.review.identity import resolve_actor
+
+        claims = (command_operator, self.operator, os.environ.get("SCREENER_OPERATOR"))
+        return resolve_actor(self.engine(), self.settings, *claims)
+
     def operator_id(self, command_operator: str | None = None) -> str:
-        """The command's --operator, else the root's, else SCREENER_OPERATOR, else the OS user (recorded)."""
-        for candidate in (command_operator, self.operator, os.environ.get("SCREENER_OPERATOR")):
-            if candidate and candidate.strip():
-                return candidate.strip()
-        try:
-            return getpass.getuser()
-        except (KeyError, OSError) as exc:
-            raise ConfigError("cannot tell who the operator is", "pass --operator or set SCREENER_OPERATOR") from exc
+        return self.actor(command_operator).name
 
 
 STATE = CliState()

@@ -24,7 +24,10 @@ holds_app = typer.Typer(help="Deposits on hold: list, inspect, release, approve,
 flags_app = typer.Typer(help="Review flags on deposits already credited.")
 
 ID_HELP = "hold id as shown by `holds list`, e.g. H-42 or 42"
-OPERATOR_HELP = "who is acting; wins over `screener --operator` (default: $SCREENER_OPERATOR, else the OS user)"
+OPERATOR_HELP = (
+    "who is acting, only with review.identity = declared; otherwise it must be your database login (PostgreSQL) "
+    "or OS account (SQLite), which are used anyway"
+)
 # Required id arguments: what is missing, an example, and the command that lists the ids.
 _ID_ARGS = {"hold": ("hold id", "H-42", "screener holds list"), "flag": ("flag id", "F-7", "screener flags list")}
 
@@ -166,7 +169,9 @@ def _render_detail(r: dict[str, Any]) -> str:
     for e in r["history"]:
         p = e["payload"]
         said = p.get("reason") or p.get("text") or ""
-        lines.append(f"  #{e['seq']} {e['at'][:19]} {e['kind']:<22} by {e['actor']}" + (f": {said}" if said else ""))
+        # A name typed, not authenticated (review.identity = declared): an auditor must be able to tell.
+        who = e["actor"] + (" [declared identity]" if p.get("identity") == "declared" else "")
+        lines.append(f"  #{e['seq']} {e['at'][:19]} {e['kind']:<22} by {who}" + (f": {said}" if said else ""))
     return "\n".join(lines)
 
 
@@ -185,8 +190,9 @@ def release_cmd(
     from screener.review.rules import hold_label, require_text
 
     hold_id, why = _hold_id(hold), require_text(reason, "--reason")
-    operator = state().operator_id(operator)
-    h = credit.release(state().engine(), hold_id, why, operator, state().settings, _now())
+    actor = state().actor(operator)
+    operator = actor.name
+    h = credit.release(state().engine(), hold_id, why, operator, state().settings, _now(), actor.mode)
     label, new_state = hold_label(h.id), h.state
     if new_state == "released":
         typer.echo(f"{label} released by {operator}; the deposit is credited")
@@ -208,8 +214,9 @@ def approve_cmd(
     from screener.decide import credit
     from screener.review.rules import hold_label
 
-    hold_id, operator = _hold_id(hold), state().operator_id(operator)
-    h = credit.approve(state().engine(), hold_id, operator, _now(), state().settings, reason)
+    hold_id, actor = _hold_id(hold), state().actor(operator)
+    operator = actor.name
+    h = credit.approve(state().engine(), hold_id, operator, _now(), state().settings, reason, actor.mode)
     label, requester = hold_label(h.id), h.release_requested_by
     typer.echo(f"{label} approved by {operator} (requested by {requester}); the deposit is credited")
 
@@ -234,8 +241,9 @@ def reject_cmd(
             "--to is required: blocked (sanctioned property, kept and reported) or return (owed back to the sender)",
             "pass --to blocked or --to return",
         )
-    target, operator = reject_target(to), state().operator_id(operator)
-    h = credit.reject(state().engine(), hold_id, why, target, operator, state().settings, _now())
+    target, actor = reject_target(to), state().actor(operator)
+    operator = actor.name
+    h = credit.reject(state().engine(), hold_id, why, target, operator, state().settings, _now(), actor.mode)
     label = hold_label(h.id)
     typer.echo(f"{label} rejected by {operator}; funds moved to {target}")
 
@@ -271,9 +279,10 @@ def note_cmd(
     from screener.review.rules import hold_label, require_text
 
     hold_id, note = _hold_id(hold), require_text(text, "note text")
-    operator = state().operator_id(operator)
+    actor = state().actor(operator)
+    operator = actor.name
     with _session() as s:
-        event = review.note_hold(s, hold_id, note, operator, _now())
+        event = review.note_hold(s, hold_id, note, operator, _now(), identity=actor.mode)
         seq = event.seq
     typer.echo(f"note added to {hold_label(hold_id)} by {operator} (audit event {seq})")
 
@@ -286,12 +295,16 @@ def export_cmd(
 ) -> None:
     """Every hold (default: all states) as CSV or JSON on stdout, for reports and reconciliation."""
     from screener.cli.render import check_format, render
-    from screener.review.queries import hold_record, list_holds
+    from screener.review.queries import decision_identities, hold_record, list_holds
 
     fmt = check_format(fmt)
     now = _now()
     with _session() as s:
-        records = [hold_record(h, d, now) for h, d in list_holds(s, hold_state.strip(), now)]
+        identities = decision_identities(s)
+        records = [
+            {**hold_record(h, d, now), "decided_identity": identities.get(h.id or 0, "")}
+            for h, d in list_holds(s, hold_state.strip(), now)
+        ]
     with quiet_broken_pipe():
         typer.echo(render(records, fmt), nl=False)
 
@@ -346,9 +359,10 @@ def flags_resolve_cmd(
     if not (flag or "").strip():
         raise _id_required("flag")
     flag_id, why = parse_flag_id(flag or ""), require_text(reason, "--reason")
-    operator = state().operator_id(operator)
+    actor = state().actor(operator)
+    operator = actor.name
     with _session() as s:
-        resolve_flag(s, flag_id, why, operator, _now())
+        resolve_flag(s, flag_id, why, operator, _now(), identity=actor.mode)
     typer.echo(f"{flag_label(flag_id)} resolved by {operator}")
 
 

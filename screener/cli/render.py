@@ -37,6 +37,7 @@ EXPORT_FIELDS = (
     "resolved_at",
     "resolution_reason",
     "rejected_to",
+    "decided_identity",
 )
 
 

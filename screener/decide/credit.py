@@ -21,6 +21,7 @@ from screener.models.deposits import Deposit
 from screener.models.ledger import Hold
 from screener.review import service as review
 from screener.review.evidence import Action
+from screener.review.identity import IdentityMode
 from screener.screening.policy import screen
 from screener.screening.verdicts import Verdict
 from screener.settings import Settings
@@ -38,36 +39,59 @@ def fresh_screen(session: Session, settings: Settings, now: datetime) -> review.
     return screen_now
 
 
-def release(engine: Engine, hold_id: int, reason: str, operator: str, settings: Settings, now: datetime) -> Hold:
+def release(
+    engine: Engine,
+    hold_id: int,
+    reason: str,
+    operator: str,
+    settings: Settings,
+    now: datetime,
+    identity: str = IdentityMode.DECLARED,
+) -> Hold:
     """`screener holds release`: CreditRefused (after the hold took any new evidence) or the released hold."""
     try:
         with session_scope(engine) as s:
             gate = fresh_screen(s, settings, now)
-            return review.release_hold(s, hold_id, reason, operator, settings, now, screen_now=gate)
+            return review.release_hold(s, hold_id, reason, operator, settings, now, screen_now=gate, identity=identity)
     except review.CreditRefused as exc:
         _take_evidence(engine, hold_id, settings, now, exc)
         raise
 
 
-def approve(engine: Engine, hold_id: int, operator: str, now: datetime, settings: Settings, note: str | None) -> Hold:
+def approve(
+    engine: Engine,
+    hold_id: int,
+    operator: str,
+    now: datetime,
+    settings: Settings,
+    note: str | None,
+    identity: str = IdentityMode.DECLARED,
+) -> Hold:
     """`screener holds approve`: as :func:`release`, for the second operator."""
     try:
         with session_scope(engine) as s:
             gate = fresh_screen(s, settings, now)
-            return review.approve_hold(s, hold_id, operator, now, note, screen_now=gate)
+            return review.approve_hold(s, hold_id, operator, now, note, screen_now=gate, identity=identity)
     except review.CreditRefused as exc:
         _take_evidence(engine, hold_id, settings, now, exc)
         raise
 
 
 def reject(
-    engine: Engine, hold_id: int, reason: str, target: str, operator: str, settings: Settings, now: datetime
+    engine: Engine,
+    hold_id: int,
+    reason: str,
+    target: str,
+    operator: str,
+    settings: Settings,
+    now: datetime,
+    identity: str = IdentityMode.DECLARED,
 ) -> Hold:
     """`screener holds reject`: returning funds to a sender listed now (or unscreenable) is refused."""
     try:
         with session_scope(engine) as s:
             gate = fresh_screen(s, settings, now)
-            return review.reject_hold(s, hold_id, reason, target, operator, now, screen_now=gate)
+            return review.reject_hold(s, hold_id, reason, target, operator, now, screen_now=gate, identity=identity)
     except review.CreditRefused as exc:
         _take_evidence(engine, hold_id, settings, now, exc)
         raise

@@ -121,6 +121,9 @@ def write_config(path: Path, db_url: str, world: DemoWorld, **sections: Mapping[
         "database": {"url": db_url},
         # The bundled snapshot never downloads anything: no cron refresh during a demo or a test.
         "lists": {"max_list_age_h": RELAXED_MAX_LIST_AGE_H, "refresh_cron": "0 0 1 1 *"},
+        # One OS account plays every reviewer in the demo (and in the tests built on it): names are declared,
+        # and every decision is marked so. A real deployment leaves this unset (database login or OS account).
+        "review": {"identity": "declared"},
         f"chains.{DEMO_CHAIN}": chain_config(world),
     }
     for name, values in sections.items():

@@ -13,8 +13,6 @@ accepted that way is audited (``list.accepted_undated``) under the OS account ru
 
 from __future__ import annotations
 
-import os
-import pwd
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -42,6 +40,7 @@ from screener.models.lists import ListRefresh, ListVersion
 from screener.settings import Settings
 from screener_base.clock import ensure_utc
 from screener_base.errors import ListError, ScreenerError
+from screener_base.identity import os_account
 
 # The hook's return value (e.g. re-screen counts) is the caller's to log; the refresh ignores it.
 OnActivated = Callable[[Session, int | None, int, Diff], object]
@@ -121,15 +120,6 @@ def _mark_unchanged(
         version_id=active.id,
     )
     return RefreshResult(RefreshStatus.UNCHANGED, active.id, "", sha256=active.sha256, entry_count=active.entry_count)
-
-
-def os_account() -> str:
-    """The OS account running this process, as the kernel authenticated it (never a flag or variable)."""
-    uid = os.geteuid()
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:  # a container uid without a passwd entry: still the authenticated identity
-        return f"uid:{uid}"
 
 
 def _audit_accepted_undated(

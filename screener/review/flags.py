@@ -13,6 +13,7 @@ from sqlmodel import Session, col, select
 from screener.ledger import audit
 from screener.models.deposits import Deposit
 from screener.models.ledger import ReviewFlag
+from screener.review.identity import IdentityMode
 from screener.review.rules import (
     DepositStatus,
     FlagState,
@@ -78,7 +79,15 @@ def raise_review_flag(
     return flag
 
 
-def resolve_flag(session: Session, flag_id: int, reason: str, operator: str, now: datetime) -> ReviewFlag:
+def resolve_flag(
+    session: Session,
+    flag_id: int,
+    reason: str,
+    operator: str,
+    now: datetime,
+    *,
+    identity: str = IdentityMode.DECLARED,
+) -> ReviewFlag:
     reason, operator, now = require_text(reason, "reason"), require_operator(operator), ensure_utc(now)
     audit.lock_head(session)
     stmt = (
@@ -93,7 +102,13 @@ def resolve_flag(session: Session, flag_id: int, reason: str, operator: str, now
     flag.state, flag.resolved_by, flag.resolved_at, flag.resolution_reason = FlagState.RESOLVED, operator, now, reason
     session.add(flag)
     session.flush()
-    payload = {"flag": label, "deposit_id": flag.deposit_id, "state": flag.state, "reason": reason}
+    payload = {
+        "flag": label,
+        "deposit_id": flag.deposit_id,
+        "state": flag.state,
+        "reason": reason,
+        "identity": identity,
+    }
     audit.append(session, "flag.resolved", f"flag:{flag.id}", payload, operator, now)
     return flag
 

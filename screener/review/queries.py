@@ -113,6 +113,28 @@ def hold_detail(session: Session, hold_id: int) -> HoldDetail:
     return HoldDetail(hold, deposit, transfers, audit.events_for(session, subjects))
 
 
+# The events in which a person decides a hold; their payload says how the person was identified.
+DECISION_KINDS = ("hold.release_requested", "hold.released", "hold.rejected")
+
+
+def decision_identities(session: Session) -> dict[int, str]:
+    """hold id -> how the people who decided it were identified ("declared", "os", "database"; joined by ",")."""
+    seen: dict[int, set[str]] = {}
+    stmt = select(AuditEvent).where(col(AuditEvent.kind).in_(DECISION_KINDS))
+    for event in session.exec(stmt):
+        mode = event.payload.get("identity") if isinstance(event.payload, dict) else None
+        if isinstance(mode, str) and event.subject.startswith("hold:") and event.subject[5:].isdigit():
+            seen.setdefault(int(event.subject[5:]), set()).add(mode)
+    return {hold_id: ",".join(sorted(modes)) for hold_id, modes in seen.items()}
+
+
+def declared_decisions(session: Session) -> int:
+    """Decisions (hold and flag) made under a typed, unauthenticated name (review.identity = declared)."""
+    kinds = (*DECISION_KINDS, "flag.resolved")
+    stmt = select(AuditEvent).where(col(AuditEvent.kind).in_(kinds))
+    return sum(1 for e in session.exec(stmt) if isinstance(e.payload, dict) and e.payload.get("identity") == "declared")
+
+
 def flag_record(flag: ReviewFlag, deposit: Deposit | None) -> dict[str, Any]:
     return {
         "id": flag_label(flag.id),

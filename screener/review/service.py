@@ -28,6 +28,7 @@ from screener.models.deposits import Deposit
 from screener.models.ledger import AuditEvent, Hold
 from screener.review.evidence import Action, Judgement, judge_credit, judge_rescreen, judge_return, stricter
 from screener.review.flags import list_flags, raise_review_flag, resolve_flag
+from screener.review.identity import IdentityMode
 from screener.review.rules import (
     DepositStatus,
     HoldState,
@@ -276,6 +277,7 @@ def release_hold(
     now: datetime,
     *,
     screen_now: FreshScreen,
+    identity: str = IdentityMode.DECLARED,
 ) -> Hold:
     """Release a hold: posted at once, or (four-eyes) moved to awaiting_approval for a second operator.
 
@@ -295,12 +297,16 @@ def release_hold(
         session.add(hold)
         session.flush()
         why = "BLOCK verdict" if hold.verdict == Decision.BLOCK.value else f"amount >= {threshold} tokens"
-        payload = _hold_payload(hold, deposit, reason=reason, four_eyes=why, screened_with=fresh.list_version_id)
+        payload = _hold_payload(
+            hold, deposit, reason=reason, four_eyes=why, screened_with=fresh.list_version_id, identity=identity
+        )
         audit.append(session, "hold.release_requested", f"hold:{hold.id}", payload, operator, now)
         return hold
     _post(session, hold, deposit, operator, reason, now)
     transfer = ledger.deposit_ref(deposit).tid("post")
-    payload = _hold_payload(hold, deposit, reason=reason, transfer=transfer, screened_with=fresh.list_version_id)
+    payload = _hold_payload(
+        hold, deposit, reason=reason, transfer=transfer, screened_with=fresh.list_version_id, identity=identity
+    )
     audit.append(session, "hold.released", f"hold:{hold.id}", payload, operator, now)
     return hold
 
@@ -313,6 +319,7 @@ def approve_hold(
     reason: str | None = None,
     *,
     screen_now: FreshScreen,
+    identity: str = IdentityMode.DECLARED,
 ) -> Hold:
     """Second operator approves a requested release; the deposit is screened again, then the credit posted."""
     operator, now = require_operator(operator), ensure_utc(now)
@@ -331,6 +338,7 @@ def approve_hold(
         approved_by=operator,
         transfer=ledger.deposit_ref(deposit).tid("post"),
         screened_with=fresh.list_version_id,
+        identity=identity,
     )
     audit.append(session, "hold.released", f"hold:{hold.id}", payload, operator, now)
     return hold
@@ -378,6 +386,7 @@ def reject_hold(
     now: datetime,
     *,
     screen_now: FreshScreen,
+    identity: str = IdentityMode.DECLARED,
 ) -> Hold:
     """Void the pending credit and move the funds to ``blocked`` (sanctions) or ``return_payable``.
 
@@ -404,22 +413,26 @@ def reject_hold(
     deposit.status = DepositStatus.REJECTED
     session.add_all([hold, deposit])
     session.flush()
-    payload = _hold_payload(hold, deposit, reason=reason, to=account, transfers=[o.spec.id for o in outcomes])
+    transfers = [o.spec.id for o in outcomes]
+    payload = _hold_payload(hold, deposit, reason=reason, to=account, transfers=transfers, identity=identity)
     audit.append(session, "hold.rejected", f"hold:{hold.id}", payload, operator, now)
     return hold
 
 
-def _annotate(session: Session, hold_id: int, text: str, actor: str, now: datetime, kind: str) -> AuditEvent:
+def _annotate(
+    session: Session, hold_id: int, text: str, actor: str, now: datetime, kind: str, **extra: Any
+) -> AuditEvent:
     hold, deposit = _lock_hold(session, hold_id)
-    return audit.append(
-        session, kind, f"hold:{hold.id}", _hold_payload(hold, deposit, text=text), actor, ensure_utc(now)
-    )
+    payload = _hold_payload(hold, deposit, text=text, **extra)
+    return audit.append(session, kind, f"hold:{hold.id}", payload, actor, ensure_utc(now))
 
 
-def note_hold(session: Session, hold_id: int, text: str, operator: str, now: datetime) -> AuditEvent:
+def note_hold(
+    session: Session, hold_id: int, text: str, operator: str, now: datetime, *, identity: str = IdentityMode.DECLARED
+) -> AuditEvent:
     """An operator's note on a hold (any state); kept in its history."""
     text, operator = require_text(text, "note text"), require_operator(operator)
-    return _annotate(session, hold_id, text, operator, now, "hold.note")
+    return _annotate(session, hold_id, text, operator, now, "hold.note", identity=identity)
 
 
 def annotate_hold(session: Session, hold_id: int, text: str, actor: str, now: datetime) -> AuditEvent:

@@ -210,6 +210,8 @@ def not_listed(session: object, deposit: object) -> Verdict:
 
 # A [lists] table for configs of CLI tests whose releases pass the credit gate: the bundled list counts as fresh.
 FRESH_LISTS_TOML = "\n[lists]\nmax_list_age_h = 87600\n"
+# One OS account plays several reviewers in a CLI test: names are declared (never in a real deployment).
+DECLARED_TOML = '\n[review]\nidentity = "declared"\n'
 
 
 def make_screenable(session: Any, now: datetime, chains: tuple[str, ...] = ("ethereum",)) -> None:

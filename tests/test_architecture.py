@@ -55,6 +55,7 @@ PURE_MODULES = (
     "screener.ledger.rules",
     "screener.review.rules",
     "screener.review.evidence",
+    "screener.review.roles",
     "screener.lists.rules",
     "screener.indexes.rules",
     "screener.ops.outbox_rules",

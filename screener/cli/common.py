@@ -98,6 +98,16 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
                 f"error: database error: {first_line}; nothing was changed, check database.url and retry", err=True
             )
             raise typer.Exit(3) from None
+        except sa_exc.DBAPIError as exc:
+            if getattr(exc.orig, "sqlstate", None) != "42501":  # insufficient_privilege: a guard or a GRANT
+                raise
+            first_line = str(exc.orig).strip().splitlines()[0]
+            typer.echo(
+                f"error: the database refused this for your login: {first_line}; nothing was changed "
+                "(see docs/security.md: who may do what)",
+                err=True,
+            )
+            raise typer.Exit(2) from None
 
     return wrapper
 

@@ -1,4 +1,4 @@
-"""`screener db upgrade|status`."""
+"""`screener db upgrade|status|roles`."""
 
 from __future__ import annotations
 
@@ -25,6 +25,46 @@ def status_cmd() -> None:
     """Show the schema revision of the database and the one this version needs."""
     engine = state().engine(check=False)
     typer.echo(f"database: {schema_revision(engine) or 'empty'}; needed: {head_revision()}")
+
+
+@db_app.command("roles")
+@handle_errors
+def roles_cmd(
+    worker: str = typer.Option(..., "--worker", help="the daemon's login role"),
+    reviewers: str = typer.Option(..., "--reviewers", help="reviewers' login roles, comma-separated (two or more)"),
+    auditor: str | None = typer.Option(None, "--auditor", help="a read-only login role"),
+    sql_only: bool = typer.Option(False, "--sql", help="print the SQL instead of running it"),
+) -> None:
+    """Separate the worker, the reviewers and an auditor in PostgreSQL (privileges and guard triggers).
+
+    Idempotent; run it as the schema's owner after `screener db upgrade` (and again after each upgrade). Login
+    roles that do not exist are created without a password: set up how each person logs in. Example:
+    `screener db roles --worker screener_daemon --reviewers alice,bob --auditor audit`.
+    """
+    import sqlalchemy as sa
+
+    from screener.db import is_postgres
+    from screener.review.roles import role_statements
+    from screener_base.errors import ConfigError
+
+    engine = state().engine()
+    if not is_postgres(engine):
+        raise ConfigError("`db roles` needs PostgreSQL (SQLite has no logins)", "set database.url to postgresql://...")
+    with engine.connect() as conn:
+        tables = [r[0] for r in conn.execute(sa.text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'"))]
+    names = [n.strip() for n in reviewers.split(",") if n.strip()]
+    statements = role_statements(worker, names, auditor, sorted(tables))
+    if sql_only:
+        typer.echo(";\n".join(statements) + ";")
+        return
+    with engine.begin() as conn:
+        for statement in statements:
+            conn.execute(sa.text(statement.replace(":", "\\:")))  # the PL/pgSQL bodies hold ":" (not binds)
+    typer.echo(
+        f"roles set: worker {worker}; reviewers {', '.join(names)}"
+        + (f"; auditor {auditor}" if auditor else "")
+        + f"; guards on holds, review_flags and ledger_transfers ({len(tables)} tables granted)"
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -4,4 +4,4 @@ rules.py is pure; service.py and flags.py write in the caller's transaction; que
 May import: screener.ledger, screener.screening (verdicts), screener.models, screener.db, screener_base.
 """
 
-__all__ = ["evidence", "flags", "identity", "queries", "rules", "service"]
+__all__ = ["evidence", "flags", "identity", "queries", "roles", "rules", "service"]

@@ -17,6 +17,7 @@ from screener.db import make_engine, session_scope, upgrade
 from screener.decide.holds import rescreen_holds
 from screener.models.deposits import Deposit
 from screener.review import service as review
+from screener.review.identity import IdentityMode
 from screener.screening.verdicts import Decision, Finding, Severity, Verdict
 from screener.settings import Settings
 from tests.support.ledger_model import NOW, make_deposit, make_screenable, not_listed, snapshot
@@ -133,7 +134,7 @@ def test_two_reviewers_complete_four_eyes_and_one_alone_is_refused_by_the_databa
     alice = world.engine(ALICE)
     # Bypass the CLI: the service called under alice's login with bob's name passes the code's four-eyes check.
     with pytest.raises(sa.exc.ProgrammingError, match="under their own login"), session_scope(alice) as s:
-        review.approve_hold(s, world.hold_id, BOB, NOW, screen_now=not_listed)
+        review.approve_hold(s, world.hold_id, BOB, NOW, screen_now=not_listed, identity=IdentityMode.DATABASE)
     with pytest.raises(sa.exc.ProgrammingError, match="four-eyes"), alice.begin() as conn:
         conn.execute(
             sa.text(f"UPDATE holds SET state = 'released', resolved_by = '{ALICE}' WHERE id = :i"), {"i": world.hold_id}

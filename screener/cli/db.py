@@ -37,7 +37,8 @@ def roles_cmd(
 ) -> None:
     """Separate the worker, the reviewers and an auditor in PostgreSQL (privileges and guard triggers).
 
-    Idempotent; run it as the schema's owner after `screener db upgrade` (and again after each upgrade). Login
+    Idempotent; run it as the schema's owner after `screener db upgrade`, and again after each upgrade or change
+    of review.four_eyes_above_units (the database enforces the threshold of the config it was run with). Login
     roles that do not exist are created without a password: set up how each person logs in. Example:
     `screener db roles --worker screener_daemon --reviewers alice,bob --auditor audit`.
     """
@@ -53,7 +54,8 @@ def roles_cmd(
     with engine.connect() as conn:
         tables = [r[0] for r in conn.execute(sa.text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'"))]
     names = [n.strip() for n in reviewers.split(",") if n.strip()]
-    statements = role_statements(worker, names, auditor, sorted(tables))
+    threshold = state().settings.review.four_eyes_above_units  # the owner's config, written into the trigger
+    statements = role_statements(worker, names, auditor, sorted(tables), threshold)
     if sql_only:
         typer.echo(";\n".join(statements) + ";")
         return

@@ -99,6 +99,18 @@ def events_for(session: Session, subjects: list[str]) -> list[AuditEvent]:
     return list(session.exec(stmt))
 
 
+def latest_payload(session: Session, subject: str, kind: str) -> dict[str, Any] | None:
+    """The payload of the newest event of ``kind`` about ``subject``, if any."""
+    stmt = (
+        select(AuditEvent)
+        .where(AuditEvent.subject == subject, AuditEvent.kind == kind)
+        .order_by(col(AuditEvent.seq).desc())
+        .limit(1)
+    )
+    event = session.exec(stmt).first()
+    return dict(event.payload) if event is not None and isinstance(event.payload, dict) else None
+
+
 def iter_events(session: Session, page: int = VERIFY_PAGE) -> Iterator[AuditEvent]:
     """All events in seq order, a page at a time (keyset pagination; bounded by the table's size)."""
     after = 0

@@ -326,6 +326,7 @@ def approve_hold(
     note = (reason or "").strip() or None
     hold, deposit = _lock_hold(session, hold_id)
     check_can_approve(hold_label(hold.id), hold.state, hold.release_requested_by, operator)
+    _check_identity_kept(session, hold, identity)
     fresh = screen_now(session, deposit)
     _check_fresh(hold, deposit, fresh)
     _post(session, hold, deposit, operator, note or hold.release_reason or "", now)
@@ -342,6 +343,21 @@ def approve_hold(
     )
     audit.append(session, "hold.released", f"hold:{hold.id}", payload, operator, now)
     return hold
+
+
+def _check_identity_kept(session: Session, hold: Hold, identity: str) -> None:
+    """A release requested by an authenticated person cannot be approved under a typed name: a private config
+    with review.identity = declared would otherwise let one account play the second person."""
+    if identity != IdentityMode.DECLARED:
+        return
+    requested = audit.latest_payload(session, f"hold:{hold.id}", "hold.release_requested")
+    mode = requested.get("identity") if requested else None
+    if mode in (IdentityMode.OS, IdentityMode.DATABASE):
+        raise ReviewError(
+            f"hold {hold_label(hold.id)} was requested by an authenticated {mode} identity and cannot be approved "
+            "under a declared one",
+            "approve it as yourself (review.identity = os or database); nothing was changed",
+        )
 
 
 def clear_hold(session: Session, hold_id: int, fresh: Verdict, cleared_by: dict[str, Any], now: datetime) -> Hold:

@@ -9,6 +9,7 @@ second transaction so it shows the evidence and its pending release request is v
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy.engine import Engine
@@ -39,6 +40,20 @@ def fresh_screen(session: Session, settings: Settings, now: datetime) -> review.
     return screen_now
 
 
+# A decision on one hold, given the caller's session and the fresh screen bound to it.
+Decide = Callable[[Session, review.FreshScreen], Hold]
+
+
+def _gated(engine: Engine, hold_id: int, settings: Settings, now: datetime, decide: Decide) -> Hold:
+    """Run ``decide`` behind a fresh screen; on CreditRefused the hold takes the evidence, then it is raised."""
+    try:
+        with session_scope(engine) as s:
+            return decide(s, fresh_screen(s, settings, now))
+    except review.CreditRefused as exc:
+        _take_evidence(engine, hold_id, settings, now, exc)
+        raise
+
+
 def release(
     engine: Engine,
     hold_id: int,
@@ -49,13 +64,11 @@ def release(
     identity: str = IdentityMode.DECLARED,
 ) -> Hold:
     """`screener holds release`: CreditRefused (after the hold took any new evidence) or the released hold."""
-    try:
-        with session_scope(engine) as s:
-            gate = fresh_screen(s, settings, now)
-            return review.release_hold(s, hold_id, reason, operator, settings, now, screen_now=gate, identity=identity)
-    except review.CreditRefused as exc:
-        _take_evidence(engine, hold_id, settings, now, exc)
-        raise
+
+    def decide(s: Session, gate: review.FreshScreen) -> Hold:
+        return review.release_hold(s, hold_id, reason, operator, settings, now, screen_now=gate, identity=identity)
+
+    return _gated(engine, hold_id, settings, now, decide)
 
 
 def approve(
@@ -68,13 +81,11 @@ def approve(
     identity: str = IdentityMode.DECLARED,
 ) -> Hold:
     """`screener holds approve`: as :func:`release`, for the second operator."""
-    try:
-        with session_scope(engine) as s:
-            gate = fresh_screen(s, settings, now)
-            return review.approve_hold(s, hold_id, operator, now, note, screen_now=gate, identity=identity)
-    except review.CreditRefused as exc:
-        _take_evidence(engine, hold_id, settings, now, exc)
-        raise
+
+    def decide(s: Session, gate: review.FreshScreen) -> Hold:
+        return review.approve_hold(s, hold_id, operator, now, note, screen_now=gate, identity=identity)
+
+    return _gated(engine, hold_id, settings, now, decide)
 
 
 def reject(
@@ -88,13 +99,11 @@ def reject(
     identity: str = IdentityMode.DECLARED,
 ) -> Hold:
     """`screener holds reject`: returning funds to a sender listed now (or unscreenable) is refused."""
-    try:
-        with session_scope(engine) as s:
-            gate = fresh_screen(s, settings, now)
-            return review.reject_hold(s, hold_id, reason, target, operator, now, screen_now=gate, identity=identity)
-    except review.CreditRefused as exc:
-        _take_evidence(engine, hold_id, settings, now, exc)
-        raise
+
+    def decide(s: Session, gate: review.FreshScreen) -> Hold:
+        return review.reject_hold(s, hold_id, reason, target, operator, now, screen_now=gate, identity=identity)
+
+    return _gated(engine, hold_id, settings, now, decide)
 
 
 def _take_evidence(engine: Engine, hold_id: int, settings: Settings, now: datetime, exc: review.CreditRefused) -> None:

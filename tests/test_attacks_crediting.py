@@ -46,7 +46,7 @@ from screener_base.addresses import Family, infer_family
 from screener_base.errors import ConfigError, ReviewError
 from tests.support.advanced_writer import Party, load_per_asset_lists, parties_from_pairs, render, write_advanced_xml
 from tests.support.reliability import SCREENER, clean_env
-from tests.support.screening_env import make_deposit
+from tests.support.screening_env import cover_indexes, make_deposit
 
 LAZARUS = "0x08723392ed15743cc38513c4925f5e6be5c17243"
 CLEAN_SENDER = "0x" + "5a" * 20
@@ -70,10 +70,8 @@ def lists_dir(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> di
 
 def _covered(engine: Engine, chain: str = CHAIN) -> None:
     """The indexes are complete, so only the list decides (a test below leaves them behind on purpose)."""
-    now = datetime.now(UTC)
     with session_scope(engine) as s:
-        for kind in ("mixer", "blacklist"):
-            s.add(IndexCursor(chain=chain, kind=kind, next_block=10**9, first_block=0, sources="-", updated_at=now))
+        cover_indexes(s, datetime.now(UTC), chain)
 
 
 def _decide(engine: Engine, settings: Settings, sender: str, *, initiator: str | None = "", n: int = 0) -> int:

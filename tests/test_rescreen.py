@@ -21,11 +21,10 @@ from screener.lists import refresh as lists_refresh
 from screener.lists import store as lists_store
 from screener.models.deposits import Deposit
 from screener.models.ledger import AuditEvent, Hold, ReviewFlag
-from screener.models.screening import IndexCursor
 from screener.screening.verdicts import Decision
 from screener.settings import Settings
 from tests.support.advanced_writer import load_per_asset_lists, render
-from tests.support.screening_env import make_deposit
+from tests.support.screening_env import cover_indexes, make_deposit
 
 TORNADO_ROUTER = "0xd90e2f925da726b50c4ed8d0fb90ad053324f31b"  # delisted 2025-03-21
 TORNADO_OLD_PROXY = "0x722122df12d4e14e13ac3b6895a86e84145b6967"
@@ -48,11 +47,8 @@ def list_files(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> d
 
 def _covered(engine: Engine, *chains: str) -> None:
     """Indexes are not what this test is about: mark them complete so only the list decides."""
-    now = datetime.now(UTC)
     with session_scope(engine) as s:
-        for chain in chains:
-            for kind in ("mixer", "blacklist"):
-                s.add(IndexCursor(chain=chain, kind=kind, next_block=10**9, first_block=0, sources="-", updated_at=now))
+        cover_indexes(s, datetime.now(UTC), *chains)
 
 
 def _refresh(engine: Engine, source: str) -> int:

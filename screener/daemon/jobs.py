@@ -296,8 +296,11 @@ class Jobs:
                 if grant is not None:
                     added = scan(ctx.engine, source, ctx.settings, ctx.now_fn(), on_new_facts=on_new_facts)
                     log.debug("%s %s index: %d new row(s)", chain, kind, added)
-        # An index that caught up past a held deposit's block may settle its "unavailable" finding.
-        self._rescreen_holds(f"{kind} index scan", only_unavailable=True)
+        # An index that caught up past a held deposit's block may settle its "unavailable" finding. One worker at
+        # a time: every worker scans, and the same holds need screening only once.
+        with self._leased("job:holds_rescreen") as grant:
+            if grant is not None:
+                self._rescreen_holds(f"{kind} index scan", only_unavailable=True)
 
     def _rescreen_holds(self, after: str, *, only_unavailable: bool) -> None:
         ctx = self.ctx

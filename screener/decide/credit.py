@@ -16,14 +16,13 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from screener.db import session_scope
-from screener.decide.gather import ListState, Scope, gather
-from screener.decide.holds import rescreen_holds
+from screener.decide.gather import ListState
+from screener.decide.holds import rescreen_holds, screen_held
 from screener.models.deposits import Deposit
 from screener.models.ledger import Hold
 from screener.review import service as review
 from screener.review.evidence import Action
 from screener.review.identity import IdentityMode
-from screener.screening.policy import screen
 from screener.screening.verdicts import Verdict
 from screener.settings import Settings
 from screener_base.clock import ensure_utc
@@ -35,7 +34,7 @@ def fresh_screen(session: Session, settings: Settings, now: datetime) -> review.
     lists = ListState.active(session, settings, now)
 
     def screen_now(s: Session, deposit: Deposit) -> Verdict:
-        return screen(gather(s, deposit, lists, settings, None, Scope.HOLD), settings.screening, now)
+        return screen_held(s, deposit, lists, settings, now)
 
     return screen_now
 

@@ -95,7 +95,7 @@ def rescreen_holds(
             counts.screened += 1
             try:
                 with session.begin_nested():
-                    _rescreen_one(session, hold, deposit, lists, settings, now, counts)
+                    _rescreen_one(session, hold.id or 0, lists, settings, now, counts)
             except ScreenerError as exc:
                 counts.failed += 1
                 if len(counts.problems) < MAX_PROBLEMS:
@@ -125,20 +125,19 @@ def _unresolved(session: Session, hold_ids: Sequence[int] | None, after_id: int)
     return [(h, d) for h, d in session.exec(stmt)]
 
 
+def screen_held(session: Session, deposit: Deposit, lists: ListState, settings: Settings, now: datetime) -> Verdict:
+    """A held deposit screened again: everything but two-hop (Scope.HOLD), against ``lists``. The credit gate
+    (screener.decide.credit) and the re-screen below both judge a hold on this."""
+    return screen(gather(session, deposit, lists, settings, None, Scope.HOLD), settings.screening, now)
+
+
 def _rescreen_one(
-    session: Session,
-    hold: Hold,
-    deposit: Deposit,
-    lists: ListState,
-    settings: Settings,
-    now: datetime,
-    counts: HoldRescreen,
+    session: Session, hold_id: int, lists: ListState, settings: Settings, now: datetime, counts: HoldRescreen
 ) -> None:
-    hold_id = hold.id or 0
     hold, deposit = review.lock_hold(session, hold_id)  # judge the rows as they are now, not as listed
     if hold.state not in HoldState.UNRESOLVED:
         return  # another worker or a person resolved it meanwhile
-    fresh = screen(gather(session, deposit, lists, settings, None, Scope.HOLD), settings.screening, now)
+    fresh = screen_held(session, deposit, lists, settings, now)
     recorded = review.recorded_findings(deposit)
     judgement = judge_rescreen(recorded, hold.verdict, fresh, credit_when_clean=settings.review.credit_after_rescreen)
     if judgement.action is Action.CLEAR:

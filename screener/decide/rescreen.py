@@ -27,7 +27,7 @@ from screener.indexes.store import NewFactsHook, deposits_touching
 from screener.models.deposits import Deposit
 from screener.models.ledger import Hold
 from screener.review import service as review
-from screener.review.rules import DepositStatus, HoldState
+from screener.review.rules import DepositStatus, HoldState, merge_findings
 from screener.screening.policy import RULE_ISSUER_BLACKLIST, RULE_MIXER_RECIPIENT, RULE_OFAC, DepositFacts, screen
 from screener.screening.verdicts import Decision, Finding, Severity, Verdict
 from screener.settings import Settings
@@ -212,7 +212,7 @@ def _act_on(session: Session, deposit: Deposit, findings: list[Finding], now: da
         hold, deposit = review.lock_hold(session, found.id or 0)  # a person may have resolved it meanwhile
         if hold.state in HoldState.UNRESOLVED:
             recorded = review.recorded_findings(deposit)
-            merged = [*recorded, *(f for f in findings if f not in recorded)]
+            merged = merge_findings(recorded, findings)
             why = f"new evidence after the decision: {summary}"
             # The hold shows the evidence, and a release requested before it was known is voided.
             review.revise_hold(session, hold.id or 0, Decision.HOLD, merged, None, why, now)

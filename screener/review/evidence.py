@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+from screener.review.rules import rank
 from screener.screening.facts import Check
 from screener.screening.policy import RULE_UNAVAILABLE, decision_for
 from screener.screening.verdicts import Decision, Finding, Severity, Verdict
@@ -22,7 +23,6 @@ FindingKey = tuple[str, str, str, str]
 RESCREENED_CHECKS = frozenset(
     {Check.LISTS.value, Check.INITIATOR.value, Check.MIXER_INDEX.value, Check.BLACKLIST_INDEX.value}
 )
-_ORDER = {Decision.CREDIT: 0, Decision.HOLD: 1, Decision.BLOCK: 2}
 
 
 class Action(StrEnum):
@@ -63,7 +63,7 @@ def counts(finding: Finding) -> bool:
 
 
 def stricter(a: str, b: str) -> Decision:
-    return max(Decision(a), Decision(b), key=lambda d: _ORDER[d])
+    return max(Decision(a), Decision(b), key=rank)
 
 
 def _settled(finding: Finding, fresh: Verdict) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum, nonmember
 
@@ -221,7 +222,8 @@ def primary_finding(findings: list[Finding] | tuple[Finding, ...]) -> Finding:
     return min(findings, key=lambda f: order[Severity(f.severity)])
 
 
-def merge_findings(old: list[dict[str, object]], new: list[dict[str, object]]) -> list[dict[str, object]]:
+def merge_findings(old: Sequence[Finding], new: Iterable[Finding]) -> list[Finding]:
+    """The recorded findings, then each new one not among them (evidence is added, never replaced)."""
     merged = list(old)
     for item in new:
         if item not in merged:

@@ -39,6 +39,7 @@ from screener.review.rules import (
     effective_decision,
     hold_label,
     is_overdue,
+    merge_findings,
     needs_four_eyes,
     rank,
     reject_target,
@@ -473,7 +474,7 @@ def escalate_hold(session: Session, hold_id: int, verdict: Verdict, now: datetim
         return hold
     deposit = session.get(Deposit, hold.deposit_id)
     recorded = recorded_findings(deposit) if deposit else []
-    findings = [*recorded, *(f for f in verdict.findings if f not in recorded)]
+    findings = merge_findings(recorded, verdict.findings)
     why = f"escalated to {Decision(verdict.decision).value}: {verdict.summary}"
     return revise_hold(session, hold_id, Decision(verdict.decision), findings, verdict.list_version_id, why, now)
 

@@ -218,11 +218,7 @@ def make_screenable(session: Any, now: datetime, chains: tuple[str, ...] = ("eth
     """What the real credit gate needs to let a release through: an active list (the bundle) and indexes that
     cover every block of ``chains``. For tests whose subject is not screening."""
     from screener.lists import store as lists_store
-    from screener.models.screening import IndexCursor
+    from tests.support.screening_env import cover_indexes
 
     lists_store.ensure_active(session, now)
-    for chain in chains:
-        for kind in ("mixer", "blacklist"):
-            session.add(
-                IndexCursor(chain=chain, kind=kind, next_block=10**9, first_block=0, sources="-", updated_at=now)
-            )
+    cover_indexes(session, now, *chains)

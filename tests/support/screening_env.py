@@ -95,3 +95,14 @@ def make_deposit(
         account="acct-1",
         observed_at=when,
     )
+
+
+def cover_indexes(session: Any, now: datetime, *chains: str) -> None:
+    """Mixer and blacklist indexes that cover every block of ``chains``: for tests where only the list decides."""
+    from screener.models.screening import IndexCursor
+
+    for chain in chains:
+        for kind in ("mixer", "blacklist"):
+            session.add(
+                IndexCursor(chain=chain, kind=kind, next_block=10**9, first_block=0, sources="-", updated_at=now)
+            )

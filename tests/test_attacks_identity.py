@@ -22,10 +22,10 @@ from screener.ledger.rules import CUSTODY, POSTED, RETURN_PAYABLE, STEP_REJECT_M
 from screener.models.deposits import Deposit
 from screener.review import service as review
 from screener.screening.verdicts import Decision, Verdict
-from tests.support.ledger_model import NOW
+from tests.support.ledger_model import NOW, make_deposit
 from tests.support.os_users import run_as
 from tests.support.reliability import SCREENER, clean_env
-from tests.test_db_roles import ALICE, BIG, BOB, MIXER, WORKER, World, world  # noqa: F401 (fixture)
+from tests.test_db_roles import ALICE, BIG, BOB, FRESH, MIXER, WORKER, World, world  # noqa: F401 (fixture)
 from tests.test_identity import os_world  # noqa: F401 (fixture)
 
 
@@ -188,15 +188,86 @@ def test_worker_credits_a_held_deposit_with_a_credit_step(world: World) -> None:
     assert _refused(_as(world, WORKER, credit)), f"credited {_customer_posted(world) - before}, hold open"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="not closed yet (docs/security.md): balances need a guard against the transfers of the same transaction",
-)
 @pytest.mark.parametrize("role", [WORKER, ALICE])
 def test_worker_and_reviewer_write_balances_directly(world: World, role: str) -> None:
-    """UPDATE on ledger_accounts is granted to both groups and unguarded: money moves with no transfer."""
-    bump = "UPDATE ledger_accounts SET credits_posted = credits_posted + :a WHERE name LIKE 'customer:%'"
-    assert _refused(_sql(world, role, bump, a=BIG))
+    """UPDATE on ledger_accounts is granted to both groups: a balance changed with no transfer behind it."""
+    assert _refused(_sql(world, role, BUMP, a=BIG))
+
+
+BUMP = "UPDATE ledger_accounts SET credits_posted = credits_posted + :a WHERE name LIKE 'customer:%'"
+
+
+def _credit_new_deposit_and(extra: str) -> Callable[[Session], None]:
+    """The worker's own, legitimate credit of a new deposit, with ``extra`` SQL in the same transaction."""
+
+    def body(s: Session) -> None:
+        review.apply_verdict(s, make_deposit(9, 3_000_000), Verdict(Decision.CREDIT), FRESH, NOW)
+        s.execute(sa.text(extra), {"a": BIG})
+
+    return body
+
+
+@pytest.mark.parametrize(
+    "attack",
+    [
+        # a real credit in the same transaction does not cover more than itself
+        "credit+bump",
+        # force the deferred check early, then change the balance after it ran
+        "immediate-then-bump",
+        # move money between two accounts by editing both rows: debits and credits still balance
+        "balanced-edit",
+        # tell the guard to expect the money first (its helper is the owner's)
+        "expect-then-bump",
+        # open an account that already holds money
+        "rich-account",
+        # rename someone's account to mine
+        "rename",
+        # change a written transfer
+        "edit-transfer",
+    ],
+)
+def test_balances_only_move_with_their_transfers(world: World, attack: str) -> None:
+    """Each way around the balances guard (screener_guard_accounts / screener_check_balances) is refused and
+    changes nothing; the customer's posted balance is the same before and after."""
+    before = _customer_posted(world)
+    custody_edit = "UPDATE ledger_accounts SET debits_posted = debits_posted + :a WHERE name = 'custody'"
+    attacks: dict[str, Callable[[], None]] = {
+        "credit+bump": _as(world, WORKER, _credit_new_deposit_and(BUMP)),
+        "immediate-then-bump": _as(
+            world,
+            WORKER,
+            lambda s: [s.execute(sa.text(q), {"a": BIG}) for q in ("SET CONSTRAINTS ALL IMMEDIATE", BUMP)],
+        ),
+        "balanced-edit": _as(world, ALICE, lambda s: [s.execute(sa.text(q), {"a": BIG}) for q in (custody_edit, BUMP)]),
+        "expect-then-bump": _sql(
+            world,
+            WORKER,
+            "SELECT screener_expect((SELECT id FROM ledger_accounts WHERE name LIKE 'customer:%'), 0, 0, :a, 0)",
+            a=BIG,
+        ),
+        "rich-account": _sql(
+            world,
+            WORKER,
+            "INSERT INTO ledger_accounts (name, asset, normal, debits_posted, debits_pending, credits_posted, "
+            "credits_pending, created_at) VALUES ('customer:mallory', 'USDT@ethereum', 'credit', 0, 0, :a, 0, now())",
+            a=BIG,
+        ),
+        "rename": _sql(
+            world, ALICE, "UPDATE ledger_accounts SET name = 'customer:mallory' WHERE name LIKE 'customer:%'"
+        ),
+        "edit-transfer": _sql(
+            world, WORKER, "UPDATE ledger_transfers SET amount = amount + :a WHERE step = 'credit'", a=BIG
+        ),
+    }
+    assert _refused(attacks[attack])
+    assert _customer_posted(world) == before
+
+
+def test_the_workers_own_credit_still_moves_the_balance(world: World) -> None:
+    """The control for the attacks above: the same credit without the extra SQL commits."""
+    before = _customer_posted(world)
+    assert not _refused(_as(world, WORKER, _credit_new_deposit_and("SELECT :a")))
+    assert _customer_posted(world) == before + 3_000_000
 
 
 def test_worker_deletes_an_open_flag_and_a_hold(world: World) -> None:

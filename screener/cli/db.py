@@ -65,7 +65,7 @@ def roles_cmd(
     typer.echo(
         f"roles set: worker {worker}; reviewers {', '.join(names)}"
         + (f"; auditor {auditor}" if auditor else "")
-        + f"; guards on holds, review_flags and ledger_transfers ({len(tables)} tables granted)"
+        + f"; guards on holds, review_flags, ledger_transfers and ledger_accounts ({len(tables)} tables granted)"
     )
 
 

@@ -145,6 +145,112 @@ END
 $fn$
 """
 
+# Balances follow transfers: a balance change is only accepted, at commit, when it equals what the transfers
+# inserted in the same transaction add up to. The start of each touched account and the transfers' sum are
+# kept per transaction in a table only these functions (the owner's) write; a member cannot forge either.
+_BALANCE_MARKS = """
+CREATE TABLE IF NOT EXISTS public.screener_balance_marks (
+  account_id integer NOT NULL, xact xid8 NOT NULL,
+  start_dp numeric NOT NULL, start_dpe numeric NOT NULL, start_cp numeric NOT NULL, start_cpe numeric NOT NULL,
+  exp_dp numeric NOT NULL DEFAULT 0, exp_dpe numeric NOT NULL DEFAULT 0,
+  exp_cp numeric NOT NULL DEFAULT 0, exp_cpe numeric NOT NULL DEFAULT 0,
+  PRIMARY KEY (account_id, xact))
+"""
+
+_DEFINER_HEAD = _FN_HEAD.replace("LANGUAGE plpgsql", "LANGUAGE plpgsql SECURITY DEFINER")
+
+_ACCOUNTS_GUARD = f"""
+CREATE OR REPLACE FUNCTION public.screener_guard_accounts() {_DEFINER_HEAD}
+BEGIN
+  IF TG_OP = 'INSERT' THEN
+    IF NEW.debits_posted <> 0 OR NEW.debits_pending <> 0 OR NEW.credits_posted <> 0 OR NEW.credits_pending <> 0 THEN
+      RAISE EXCEPTION 'ledger account % % must be opened with zero balances', NEW.name, NEW.asset {_REFUSE};
+    END IF;
+    RETURN NEW;
+  END IF;
+  IF (NEW.id, NEW.name, NEW.asset, NEW.normal) IS DISTINCT FROM (OLD.id, OLD.name, OLD.asset, OLD.normal) THEN
+    RAISE EXCEPTION 'ledger account % %: its name, asset and side never change', OLD.name, OLD.asset {_REFUSE};
+  END IF;
+  INSERT INTO public.screener_balance_marks (account_id, xact, start_dp, start_dpe, start_cp, start_cpe)
+  VALUES (OLD.id, pg_current_xact_id(), OLD.debits_posted, OLD.debits_pending, OLD.credits_posted,
+          OLD.credits_pending)
+  ON CONFLICT DO NOTHING;
+  RETURN NEW;
+END
+$fn$
+"""
+
+_EXPECT = """
+CREATE OR REPLACE FUNCTION public.screener_expect(acc integer, dp numeric, dpe numeric, cp numeric, cpe numeric)
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $fn$
+BEGIN
+  INSERT INTO public.screener_balance_marks (account_id, xact, start_dp, start_dpe, start_cp, start_cpe)
+  SELECT id, pg_current_xact_id(), debits_posted, debits_pending, credits_posted, credits_pending
+    FROM public.ledger_accounts WHERE id = acc
+  ON CONFLICT DO NOTHING;
+  UPDATE public.screener_balance_marks
+     SET exp_dp = exp_dp + dp, exp_dpe = exp_dpe + dpe, exp_cp = exp_cp + cp, exp_cpe = exp_cpe + cpe
+   WHERE account_id = acc AND xact = pg_current_xact_id();
+END
+$fn$
+"""
+
+# What a transfer adds to its two accounts (screener.ledger.rules.apply, in SQL).
+_TRANSFER_EXPECTS = f"""
+CREATE OR REPLACE FUNCTION public.screener_expect_transfer() {_DEFINER_HEAD}
+DECLARE
+  a numeric := NEW.amount;
+BEGIN
+  IF NEW.flags = 'posted' THEN
+    PERFORM public.screener_expect(NEW.debit_account_id, a, 0, 0, 0);
+    PERFORM public.screener_expect(NEW.credit_account_id, 0, 0, a, 0);
+  ELSIF NEW.flags = 'pending' THEN
+    PERFORM public.screener_expect(NEW.debit_account_id, 0, a, 0, 0);
+    PERFORM public.screener_expect(NEW.credit_account_id, 0, 0, 0, a);
+  ELSIF NEW.flags = 'post_pending' THEN
+    PERFORM public.screener_expect(NEW.debit_account_id, a, -a, 0, 0);
+    PERFORM public.screener_expect(NEW.credit_account_id, 0, 0, a, -a);
+  ELSIF NEW.flags = 'void_pending' THEN
+    PERFORM public.screener_expect(NEW.debit_account_id, 0, -a, 0, 0);
+    PERFORM public.screener_expect(NEW.credit_account_id, 0, 0, 0, -a);
+  ELSE
+    RAISE EXCEPTION 'ledger transfer % has unknown flags %', NEW.id, NEW.flags {_REFUSE};
+  END IF;
+  RETURN NULL;
+END
+$fn$
+"""
+
+_BALANCE_CHECK = f"""
+CREATE OR REPLACE FUNCTION public.screener_check_balances() {_DEFINER_HEAD}
+DECLARE
+  ids integer[];
+  acc integer;
+  m record;
+  b record;
+BEGIN
+  IF TG_TABLE_NAME = 'ledger_accounts' THEN
+    ids := ARRAY[NEW.id];
+  ELSE
+    ids := ARRAY[NEW.debit_account_id, NEW.credit_account_id];
+  END IF;
+  FOREACH acc IN ARRAY ids LOOP
+    SELECT * INTO m FROM public.screener_balance_marks WHERE account_id = acc AND xact = pg_current_xact_id();
+    CONTINUE WHEN NOT FOUND;  -- already checked at this commit
+    SELECT name, asset, debits_posted, debits_pending, credits_posted, credits_pending INTO b
+      FROM public.ledger_accounts WHERE id = acc;
+    IF b.debits_posted - m.start_dp <> m.exp_dp OR b.debits_pending - m.start_dpe <> m.exp_dpe
+       OR b.credits_posted - m.start_cp <> m.exp_cp OR b.credits_pending - m.start_cpe <> m.exp_cpe THEN
+      RAISE EXCEPTION 'ledger account % %: its balances changed by other than the transfers of this transaction',
+        b.name, b.asset {_REFUSE};
+    END IF;
+    DELETE FROM public.screener_balance_marks WHERE account_id = acc AND xact = pg_current_xact_id();
+  END LOOP;
+  RETURN NULL;
+END
+$fn$
+"""
+
 _TRIGGERS = (
     "DROP TRIGGER IF EXISTS screener_guard_holds ON holds",
     "CREATE TRIGGER screener_guard_holds BEFORE INSERT OR UPDATE ON holds FOR EACH ROW "
@@ -155,6 +261,18 @@ _TRIGGERS = (
     "DROP TRIGGER IF EXISTS screener_guard_transfers ON ledger_transfers",
     "CREATE CONSTRAINT TRIGGER screener_guard_transfers AFTER INSERT ON ledger_transfers "
     "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION public.screener_guard_transfers()",
+    "DROP TRIGGER IF EXISTS screener_guard_accounts ON ledger_accounts",
+    "CREATE TRIGGER screener_guard_accounts BEFORE INSERT OR UPDATE ON ledger_accounts FOR EACH ROW "
+    "EXECUTE FUNCTION public.screener_guard_accounts()",
+    "DROP TRIGGER IF EXISTS screener_expect_transfer ON ledger_transfers",
+    "CREATE TRIGGER screener_expect_transfer AFTER INSERT ON ledger_transfers FOR EACH ROW "
+    "EXECUTE FUNCTION public.screener_expect_transfer()",
+    "DROP TRIGGER IF EXISTS screener_check_balances ON ledger_accounts",
+    "CREATE CONSTRAINT TRIGGER screener_check_balances AFTER UPDATE ON ledger_accounts "
+    "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION public.screener_check_balances()",
+    "DROP TRIGGER IF EXISTS screener_check_transfer_balances ON ledger_transfers",
+    "CREATE CONSTRAINT TRIGGER screener_check_transfer_balances AFTER INSERT ON ledger_transfers "
+    "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION public.screener_check_balances()",
 )
 
 
@@ -189,6 +307,7 @@ def role_statements(
         )
     if len(reviewers) < 2:
         raise ConfigError("four-eyes needs at least two reviewers", "pass --reviewers NAME NAME ...")
+    tables = [t for t in tables if not t.startswith("screener_")]  # the guards' own tables: nobody's to touch
     sql = [_ensure_role(group, login=False) for group in members]
     for group, logins in members.items():
         for name in logins:
@@ -199,6 +318,13 @@ def role_statements(
         _holds_guard(four_eyes_above_units).strip(),
         _FLAGS_GUARD.strip(),
         _TRANSFERS_GUARD.strip(),
+        _BALANCE_MARKS.strip(),
+        "REVOKE ALL ON public.screener_balance_marks FROM PUBLIC",
+        _ACCOUNTS_GUARD.strip(),
+        _EXPECT.strip(),
+        _TRANSFER_EXPECTS.strip(),
+        _BALANCE_CHECK.strip(),
+        "REVOKE EXECUTE ON FUNCTION public.screener_expect(integer, numeric, numeric, numeric, numeric) FROM PUBLIC",
         *_TRIGGERS,
     ]
 
@@ -218,6 +344,7 @@ def _grants(tables: list[str]) -> list[str]:
         f"GRANT USAGE ON SCHEMA public TO {groups}",
         f"GRANT SELECT ON {', '.join(tables)} TO {groups}",
         f"GRANT INSERT, UPDATE ON {writable} TO {WORKER}, {REVIEWER}",
+        f"REVOKE UPDATE ON ledger_transfers FROM {groups}",  # a transfer is immutable once written
         f"GRANT INSERT ON audit_events TO {WORKER}, {REVIEWER}",
         f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {WORKER}, {REVIEWER}",
     ]

@@ -57,6 +57,13 @@ class ReviewSettings(_Section):
     # Who is acting: the database login (PostgreSQL), the OS account (SQLite), or, only when set explicitly,
     # the name given with --operator / SCREENER_OPERATOR ("declared": the demo and tests). None: by the store.
     identity: Literal["database", "os", "declared"] | None = None
+    # "ssh": release, approve, reject and flag resolution are signed by the reviewer's own key with
+    # `ssh-keygen -Y sign -n screener-review`, checked against allowed_signers_path (docs/security.md).
+    signing: Literal["off", "ssh"] = "off"
+    allowed_signers_path: str | None = None
+    # The acting reviewer's key: a private key file, or a public key whose private half is in ssh-agent.
+    # Unset: ~/.ssh/id_ed25519 of the OS account. A person's own setting (SCREENER_REVIEW__SIGNING_KEY_PATH).
+    signing_key_path: str | None = None
 
 
 class ListSettings(_Section):

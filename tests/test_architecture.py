@@ -56,6 +56,7 @@ PURE_MODULES = (
     "screener.review.rules",
     "screener.review.evidence",
     "screener.review.roles",
+    "screener.review.statements",
     "screener.lists.rules",
     "screener.indexes.rules",
     "screener.ops.outbox_rules",

@@ -30,7 +30,10 @@ PINNED: dict[str, list[str]] = {
     "screener.models": ["chain", "daemon", "deposits", "ledger", "lists", "screening"],
     "screener.ops": ["alert_rules", "alerts", "logging_setup", "metrics", "outbox_rules", "status"],
     "screener.pipeline": ["addresses", "backfill", "read", "runtime", "store", "tick"],
-    "screener.review": ["evidence", "flags", "identity", "queries", "roles", "rules", "service"],
+    "screener.review": [
+        "evidence", "flags", "identity", "queries", "roles", "rules", "service", "signed_audit", "signing", "ssh",
+        "statements",
+    ],
     "screener.screening": ["facts", "policy", "verdicts"],
     "chains": [
         "blacklists", "codec", "mixers", "registry", "rpc", "rpc_errors", "rpc_support", "scanning", "transfers",

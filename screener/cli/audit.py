@@ -15,6 +15,7 @@ audit_app = typer.Typer(help="The hash-chained audit trail.", no_args_is_help=Tr
 def verify_cmd(as_json: bool = typer.Option(False, "--json", help="machine-readable report")) -> None:
     """Recompute every event's hash, then check transfers, balances and holds against the events.
 
+    With review.signing = ssh, every person's decision must carry a signature ssh-keygen accepts for its actor.
     Exits non-zero naming the first broken event. Note the head hash it prints: keeping it somewhere else
     (a ticket, a log shipper) lets a later run prove the whole chain was not rewritten since.
     """
@@ -27,13 +28,24 @@ def verify_cmd(as_json: bool = typer.Option(False, "--json", help="machine-reada
     if is_postgres(engine):
         # One snapshot for all the queries, so a concurrent writer cannot look like tampering.
         engine = engine.execution_options(isolation_level="REPEATABLE READ")
+    settings = state().settings
+    signed = None
     with session_scope(engine) as s:
         report = verify_ledger(s, verify_chain(s))
         declared = declared_decisions(s)
+        if settings.review.signing == "ssh":
+            from screener.review.signed_audit import verify_signatures
+            from screener.review.signing import allowed_signers
+
+            signed = verify_signatures(s, allowed_signers(settings))
+            for problem in signed.problems:
+                report.add(problem)
     summary = {
         "ok": report.ok,
         "events": report.events,
         "declared_identity_decisions": declared,
+        "signed_decisions": signed.signed if signed else None,
+        "unsigned_before_signing": signed.unsigned_before_signing if signed else None,
         "head_seq": report.head_seq,
         "head_hash": report.head_hash,
         "problems": report.problems,
@@ -46,6 +58,13 @@ def verify_cmd(as_json: bool = typer.Option(False, "--json", help="machine-reada
         raise AuditError(f"audit verify failed: {report.problems[0]}{tail}", "investigate before trusting the ledger")
     if not as_json:
         typer.echo(f"ok: {report.events} events; ledger matches; head seq {report.head_seq} hash {report.head_hash}")
+        if signed is not None:
+            before = (
+                f"; {signed.unsigned_before_signing} made before signing was on"
+                if signed.unsigned_before_signing
+                else ""
+            )
+            typer.echo(f"signatures: {signed.signed} signed decision(s) verified with ssh-keygen{before}")
         if declared:
             # Not a failure: the configuration allowed it. But those names were typed, not authenticated.
             typer.echo(f"note: {declared} decision(s) were made under a declared identity (review.identity = declared)")

@@ -20,6 +20,8 @@ from screener_base.errors import ReviewError
 if TYPE_CHECKING:
     from sqlmodel import Session
 
+    from screener.review.signing import Signing
+
 holds_app = typer.Typer(help="Deposits on hold: list, inspect, release, approve, reject, note, export.")
 flags_app = typer.Typer(help="Review flags on deposits already credited.")
 
@@ -54,6 +56,13 @@ class IdCommand(TyperCommand):
 
 def _operator_option() -> Any:
     return typer.Option(None, "--operator", help=OPERATOR_HELP)
+
+
+def _signing() -> Signing:
+    """How this person's decisions are signed (review.signing); checked before anything is locked."""
+    from screener.review.signing import signing_for
+
+    return signing_for(state().settings)
 
 
 def _hold_id(text: str | None) -> int:
@@ -171,6 +180,7 @@ def _render_detail(r: dict[str, Any]) -> str:
         said = p.get("reason") or p.get("text") or ""
         # A name typed, not authenticated (review.identity = declared): an auditor must be able to tell.
         who = e["actor"] + (" [declared identity]" if p.get("identity") == "declared" else "")
+        who += f" [signed {p['signed_key']}]" if isinstance(p.get("signed_key"), str) else ""
         lines.append(f"  #{e['seq']} {e['at'][:19]} {e['kind']:<22} by {who}" + (f": {said}" if said else ""))
     return "\n".join(lines)
 
@@ -192,7 +202,7 @@ def release_cmd(
     hold_id, why = _hold_id(hold), require_text(reason, "--reason")
     actor = state().actor(operator)
     operator = actor.name
-    h = credit.release(state().engine(), hold_id, why, operator, state().settings, _now(), actor.mode)
+    h = credit.release(state().engine(), hold_id, why, operator, state().settings, _now(), actor.mode, _signing())
     label, new_state = hold_label(h.id), h.state
     if new_state == "released":
         typer.echo(f"{label} released by {operator}; the deposit is credited")
@@ -216,9 +226,25 @@ def approve_cmd(
 
     hold_id, actor = _hold_id(hold), state().actor(operator)
     operator = actor.name
-    h = credit.approve(state().engine(), hold_id, operator, _now(), state().settings, reason, actor.mode)
+    h = credit.approve(state().engine(), hold_id, operator, _now(), state().settings, reason, actor.mode, _signing())
     label, requester = hold_label(h.id), h.release_requested_by
     typer.echo(f"{label} approved by {operator} (requested by {requester}); the deposit is credited")
+
+
+@holds_app.command("withdraw", cls=IdCommand)
+@handle_errors
+def withdraw_cmd(
+    hold: str = typer.Argument(..., help=ID_HELP, show_default=False),
+    operator: str | None = _operator_option(),
+) -> None:
+    """Take back your own release request: the hold is open again (e.g. to release it again, signed)."""
+    from screener.review.rules import hold_label
+    from screener.review.service import withdraw_request
+
+    hold_id, actor = _hold_id(hold), state().actor(operator)
+    with _session() as s:
+        withdraw_request(s, hold_id, actor.name, _now(), identity=actor.mode)
+    typer.echo(f"{hold_label(hold_id)}: the release request is withdrawn; the hold is open")
 
 
 @holds_app.command("reject", cls=IdCommand)
@@ -243,7 +269,8 @@ def reject_cmd(
         )
     target, actor = reject_target(to), state().actor(operator)
     operator = actor.name
-    h = credit.reject(state().engine(), hold_id, why, target, operator, state().settings, _now(), actor.mode)
+    settings = state().settings
+    h = credit.reject(state().engine(), hold_id, why, target, operator, settings, _now(), actor.mode, _signing())
     label = hold_label(h.id)
     typer.echo(f"{label} rejected by {operator}; funds moved to {target}")
 
@@ -293,16 +320,22 @@ def export_cmd(
     fmt: str = typer.Option("csv", "--format", help="csv or json"),
     hold_state: str = typer.Option("all", "--state", help="open|awaiting_approval|unresolved|released|rejected|all"),
 ) -> None:
-    """Every hold (default: all states) as CSV or JSON on stdout, for reports and reconciliation."""
+    """Every hold (default: all states) as CSV or JSON on stdout, for reports and reconciliation.
+
+    JSON also carries each hold's signed decisions (review.signing = ssh): the exact statement, the signature and
+    the principal, enough for `ssh-keygen -Y verify -n screener-review` without this program or its database.
+    """
     from screener.cli.render import check_format, render
-    from screener.review.queries import decision_identities, hold_record, list_holds
+    from screener.review.queries import decision_identities, decision_signatures, hold_record, list_holds
 
     fmt = check_format(fmt)
     now = _now()
     with _session() as s:
         identities = decision_identities(s)
+        signatures = decision_signatures(s) if fmt == "json" else {}
         records = [
             {**hold_record(h, d, now), "decided_identity": identities.get(h.id or 0, "")}
+            | ({"signatures": signatures.get(h.id or 0, [])} if fmt == "json" else {})
             for h, d in list_holds(s, hold_state.strip(), now)
         ]
     with quiet_broken_pipe():
@@ -362,7 +395,7 @@ def flags_resolve_cmd(
     actor = state().actor(operator)
     operator = actor.name
     with _session() as s:
-        resolve_flag(s, flag_id, why, operator, _now(), identity=actor.mode)
+        resolve_flag(s, flag_id, why, operator, _now(), identity=actor.mode, signing=_signing())
     typer.echo(f"{flag_label(flag_id)} resolved by {operator}")
 
 

@@ -23,6 +23,7 @@ from screener.models.ledger import Hold
 from screener.review import service as review
 from screener.review.evidence import Action
 from screener.review.identity import IdentityMode
+from screener.review.signing import NO_SIGNING, Signing
 from screener.screening.verdicts import Verdict
 from screener.settings import Settings
 from screener_base.clock import ensure_utc
@@ -61,11 +62,14 @@ def release(
     settings: Settings,
     now: datetime,
     identity: str = IdentityMode.DECLARED,
+    signing: Signing = NO_SIGNING,
 ) -> Hold:
     """`screener holds release`: CreditRefused (after the hold took any new evidence) or the released hold."""
 
     def decide(s: Session, gate: review.FreshScreen) -> Hold:
-        return review.release_hold(s, hold_id, reason, operator, settings, now, screen_now=gate, identity=identity)
+        return review.release_hold(
+            s, hold_id, reason, operator, settings, now, screen_now=gate, identity=identity, signing=signing
+        )
 
     return _gated(engine, hold_id, settings, now, decide)
 
@@ -78,11 +82,12 @@ def approve(
     settings: Settings,
     note: str | None,
     identity: str = IdentityMode.DECLARED,
+    signing: Signing = NO_SIGNING,
 ) -> Hold:
     """`screener holds approve`: as :func:`release`, for the second operator."""
 
     def decide(s: Session, gate: review.FreshScreen) -> Hold:
-        return review.approve_hold(s, hold_id, operator, now, note, screen_now=gate, identity=identity)
+        return review.approve_hold(s, hold_id, operator, now, note, screen_now=gate, identity=identity, signing=signing)
 
     return _gated(engine, hold_id, settings, now, decide)
 
@@ -96,11 +101,14 @@ def reject(
     settings: Settings,
     now: datetime,
     identity: str = IdentityMode.DECLARED,
+    signing: Signing = NO_SIGNING,
 ) -> Hold:
     """`screener holds reject`: returning funds to a sender listed now (or unscreenable) is refused."""
 
     def decide(s: Session, gate: review.FreshScreen) -> Hold:
-        return review.reject_hold(s, hold_id, reason, target, operator, now, screen_now=gate, identity=identity)
+        return review.reject_hold(
+            s, hold_id, reason, target, operator, now, screen_now=gate, identity=identity, signing=signing
+        )
 
     return _gated(engine, hold_id, settings, now, decide)
 

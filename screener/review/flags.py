@@ -7,6 +7,7 @@ issuer blacklisted it). One flag per (deposit, rule, matched address) of the mos
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlmodel import Session, col, select
 
@@ -23,6 +24,8 @@ from screener.review.rules import (
     require_text,
     system_text,
 )
+from screener.review.signing import NO_SIGNING, Signing
+from screener.review.statements import findings_digest, statement
 from screener.screening.verdicts import Finding
 from screener_base.clock import ensure_utc
 from screener_base.errors import ReviewError
@@ -87,7 +90,9 @@ def resolve_flag(
     now: datetime,
     *,
     identity: str = IdentityMode.DECLARED,
+    signing: Signing = NO_SIGNING,
 ) -> ReviewFlag:
+    """A reviewer closes a flag with a reason (signed when review.signing = ssh)."""
     reason, operator, now = require_text(reason, "reason"), require_operator(operator), ensure_utc(now)
     audit.lock_head(session)
     stmt = (
@@ -99,18 +104,42 @@ def resolve_flag(
         raise ReviewError(f"flag {label} does not exist", "check the id with `screener flags list`")
     if flag.state != FlagState.OPEN:
         raise ReviewError(f"flag {label} is already {flag.state} (by {flag.resolved_by})", "nothing was changed")
+    deposit = session.get(Deposit, flag.deposit_id)
+    facts = _flag_facts(flag, deposit)
+    signed = {}
+    if signing.required:
+        text = statement("resolve-flag", f"flag:{flag.id}", facts, reason, operator, audit.format_at(now))
+        signed = signing.attest(text, operator)
     flag.state, flag.resolved_by, flag.resolved_at, flag.resolution_reason = FlagState.RESOLVED, operator, now, reason
     session.add(flag)
     session.flush()
     payload = {
-        "flag": label,
+        **{k: v for k, v in facts.items() if k not in ("deposit", "findings")},
         "deposit_id": flag.deposit_id,
         "state": flag.state,
         "reason": reason,
         "identity": identity,
+        **signed,
     }
     audit.append(session, "flag.resolved", f"flag:{flag.id}", payload, operator, now)
     return flag
+
+
+def _flag_facts(flag: ReviewFlag, deposit: Deposit | None) -> dict[str, Any]:
+    facts: dict[str, Any] = {
+        "flag": flag_label(flag.id),
+        "rule_id": flag.rule_id,
+        "matched_address": flag.matched_address,
+        "findings": findings_digest(flag.findings),
+    }
+    if deposit is not None:
+        facts.update(
+            deposit=f"{deposit.chain}:{deposit.tx_hash}:{deposit.log_index}",
+            amount=str(deposit.amount_raw),
+            asset=f"{deposit.token_symbol}@{deposit.chain}",
+            account=deposit.account,
+        )
+    return facts
 
 
 def list_flags(session: Session, state: str = FlagState.OPEN) -> list[ReviewFlag]:

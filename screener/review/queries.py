@@ -128,6 +128,29 @@ def decision_identities(session: Session) -> dict[int, str]:
     return {hold_id: ",".join(sorted(modes)) for hold_id, modes in seen.items()}
 
 
+def decision_signatures(session: Session) -> dict[int, list[dict[str, Any]]]:
+    """hold id -> its signed decisions (review.signing = ssh), each with the exact statement and signature, so an
+    auditor can check them with `ssh-keygen -Y verify -n screener-review` alone (docs/security.md)."""
+    found: dict[int, list[dict[str, Any]]] = {}
+    stmt = select(AuditEvent).where(col(AuditEvent.kind).in_(DECISION_KINDS)).order_by(col(AuditEvent.seq))
+    for event in session.exec(stmt):
+        payload = event.payload if isinstance(event.payload, dict) else {}
+        if "signature" not in payload or not event.subject.startswith("hold:") or not event.subject[5:].isdigit():
+            continue
+        found.setdefault(int(event.subject[5:]), []).append(
+            {
+                "event": event.seq,
+                "kind": event.kind,
+                "principal": event.actor,
+                "namespace": "screener-review",
+                "statement": payload.get("statement"),
+                "signature": payload.get("signature"),
+                "signed_key": payload.get("signed_key"),
+            }
+        )
+    return found
+
+
 def declared_decisions(session: Session) -> int:
     """Decisions (hold and flag) made under a typed, unauthenticated name (review.identity = declared)."""
     kinds = (*DECISION_KINDS, "flag.resolved")

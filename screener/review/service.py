@@ -45,8 +45,11 @@ from screener.review.rules import (
     reject_target,
     require_operator,
     require_text,
+    same_operator,
     system_text,
 )
+from screener.review.signing import NO_SIGNING, Signing
+from screener.review.statements import check_two_keys, digest, findings_digest, parse_sshsig, statement
 from screener.screening.verdicts import Decision, Finding, Severity, Verdict
 from screener.settings import Settings
 from screener_base.clock import ensure_utc
@@ -88,6 +91,7 @@ __all__ = [
     "resolve_flag",
     "revise_hold",
     "void_release_request",
+    "withdraw_request",
 ]
 
 
@@ -103,6 +107,29 @@ def _hold_payload(hold: Hold, deposit: Deposit, **extra: Any) -> dict[str, Any]:
         "account": deposit.account,
         **extra,
     }
+
+
+def hold_facts(hold: Hold, deposit: Deposit) -> dict[str, Any]:
+    """What a reviewer's signed statement says about the hold: which deposit, how much, on what evidence."""
+    return {
+        "hold": hold_label(hold.id),
+        "deposit": f"{deposit.chain}:{deposit.tx_hash}:{deposit.log_index}",
+        "amount": str(deposit.amount_raw),
+        "asset": f"{deposit.token_symbol}@{deposit.chain}",
+        "account": deposit.account,
+        "verdict": hold.verdict,
+        "findings": findings_digest(deposit.findings),
+    }
+
+
+def _attest(
+    signing: Signing, action: str, hold: Hold, deposit: Deposit, reason: str, actor: str, now: datetime, **extra: Any
+) -> dict[str, str]:
+    """The signed statement of a decision on ``hold`` (empty when signing is off); ReviewError if unsigned."""
+    if not signing.required:
+        return {}
+    text = statement(action, f"hold:{hold.id}", hold_facts(hold, deposit), reason, actor, audit.format_at(now), **extra)
+    return signing.attest(text, actor)
 
 
 def _lock_deposit(session: Session, deposit_id: int) -> Deposit:
@@ -279,6 +306,7 @@ def release_hold(
     *,
     screen_now: FreshScreen,
     identity: str = IdentityMode.DECLARED,
+    signing: Signing = NO_SIGNING,
 ) -> Hold:
     """Release a hold: posted at once, or (four-eyes) moved to awaiting_approval for a second operator.
 
@@ -293,20 +321,34 @@ def release_hold(
     _check_fresh(hold, deposit, fresh)
     threshold = settings.review.four_eyes_above_units
     if needs_four_eyes(hold.verdict, deposit.amount_raw, deposit.decimals, threshold):
+        signed = _attest(signing, "request", hold, deposit, reason, operator, now)
         hold.state = HoldState.AWAITING_APPROVAL
         hold.release_requested_by, hold.release_requested_at, hold.release_reason = operator, now, reason
         session.add(hold)
         session.flush()
         why = "BLOCK verdict" if hold.verdict == Decision.BLOCK.value else f"amount >= {threshold} tokens"
         payload = _hold_payload(
-            hold, deposit, reason=reason, four_eyes=why, screened_with=fresh.list_version_id, identity=identity
+            hold,
+            deposit,
+            reason=reason,
+            four_eyes=why,
+            screened_with=fresh.list_version_id,
+            identity=identity,
+            **signed,
         )
         audit.append(session, "hold.release_requested", f"hold:{hold.id}", payload, operator, now)
         return hold
+    signed = _attest(signing, "release", hold, deposit, reason, operator, now)
     _post(session, hold, deposit, operator, reason, now)
     transfer = ledger.deposit_ref(deposit).tid("post")
     payload = _hold_payload(
-        hold, deposit, reason=reason, transfer=transfer, screened_with=fresh.list_version_id, identity=identity
+        hold,
+        deposit,
+        reason=reason,
+        transfer=transfer,
+        screened_with=fresh.list_version_id,
+        identity=identity,
+        **signed,
     )
     audit.append(session, "hold.released", f"hold:{hold.id}", payload, operator, now)
     return hold
@@ -321,8 +363,12 @@ def approve_hold(
     *,
     screen_now: FreshScreen,
     identity: str = IdentityMode.DECLARED,
+    signing: Signing = NO_SIGNING,
 ) -> Hold:
-    """Second operator approves a requested release; the deposit is screened again, then the credit posted."""
+    """Second operator approves a requested release; the deposit is screened again, then the credit posted.
+
+    With signing on, the approval names the request's statement and must be signed by a different key.
+    """
     operator, now = require_operator(operator), ensure_utc(now)
     note = (reason or "").strip() or None
     hold, deposit = _lock_hold(session, hold_id)
@@ -330,6 +376,7 @@ def approve_hold(
     _check_identity_kept(session, hold, identity)
     fresh = screen_now(session, deposit)
     _check_fresh(hold, deposit, fresh)
+    signed = _attest_approval(session, signing, hold, deposit, operator, note, now)
     _post(session, hold, deposit, operator, note or hold.release_reason or "", now)
     payload = _hold_payload(
         hold,
@@ -341,9 +388,25 @@ def approve_hold(
         transfer=ledger.deposit_ref(deposit).tid("post"),
         screened_with=fresh.list_version_id,
         identity=identity,
+        **signed,
     )
     audit.append(session, "hold.released", f"hold:{hold.id}", payload, operator, now)
     return hold
+
+
+def _attest_approval(
+    session: Session, signing: Signing, hold: Hold, deposit: Deposit, operator: str, note: str | None, now: datetime
+) -> dict[str, str]:
+    if not signing.required:
+        return {}
+    requested = audit.latest_payload(session, f"hold:{hold.id}", "hold.release_requested") or {}
+    request_text, request_sig = requested.get("statement"), requested.get("signature")
+    request = digest(request_text) if isinstance(request_text, str) else None
+    reason = hold.release_reason or ""
+    signed = _attest(signing, "approve", hold, deposit, reason, operator, now, approval_note=note, request=request)
+    request_key = parse_sshsig(request_sig).fingerprint if isinstance(request_sig, str) and request else None
+    check_two_keys(request_key, signed["signed_key"], hold_label(hold.id))
+    return signed
 
 
 def _check_identity_kept(session: Session, hold: Hold, identity: str) -> None:
@@ -404,6 +467,7 @@ def reject_hold(
     *,
     screen_now: FreshScreen,
     identity: str = IdentityMode.DECLARED,
+    signing: Signing = NO_SIGNING,
 ) -> Hold:
     """Void the pending credit and move the funds to ``blocked`` (sanctions) or ``return_payable``.
 
@@ -423,6 +487,7 @@ def reject_hold(
                 "reject it with --to blocked (blocked property is reported, not returned); nothing was changed",
                 judged,
             )
+    signed = _attest(signing, "reject", hold, deposit, reason, operator, now, to=account)
     outcomes = ledger.void_hold(session, ledger.deposit_ref(deposit), account, operator, now)
     hold.state = HoldState.REJECTED
     hold.resolved_by, hold.resolved_at, hold.resolution_reason = operator, now, reason
@@ -431,7 +496,7 @@ def reject_hold(
     session.add_all([hold, deposit])
     session.flush()
     transfers = [o.spec.id for o in outcomes]
-    payload = _hold_payload(hold, deposit, reason=reason, to=account, transfers=transfers, identity=identity)
+    payload = _hold_payload(hold, deposit, reason=reason, to=account, transfers=transfers, identity=identity, **signed)
     audit.append(session, "hold.rejected", f"hold:{hold.id}", payload, operator, now)
     return hold
 
@@ -491,6 +556,30 @@ def void_release_request(session: Session, hold_id: int, why: str, now: datetime
     payload = _hold_payload(hold, deposit, why=system_text(why, "why"), voided_request=voided)
     audit.append(session, "hold.request_voided", f"hold:{hold.id}", payload, SYSTEM_ACTOR, now)
     return True
+
+
+def withdraw_request(
+    session: Session, hold_id: int, operator: str, now: datetime, *, identity: str = IdentityMode.DECLARED
+) -> Hold:
+    """The requester takes back their own pending release request; the hold is open again. Moves no money."""
+    operator, now = require_operator(operator), ensure_utc(now)
+    hold, deposit = _lock_hold(session, hold_id)
+    label = hold_label(hold.id)
+    if hold.state != HoldState.AWAITING_APPROVAL:
+        raise ReviewError(
+            f"hold {label} is {hold.state}: there is no release request to withdraw", "nothing was changed"
+        )
+    if not same_operator(hold.release_requested_by, operator):
+        raise ReviewError(
+            f"only {hold.release_requested_by}, who requested the release of hold {label}, may withdraw it",
+            "approve it, or ask them to withdraw it; nothing was changed",
+        )
+    voided = _void_request(hold)
+    session.add(hold)
+    session.flush()
+    payload = _hold_payload(hold, deposit, voided_request=voided, identity=identity)
+    audit.append(session, "hold.request_withdrawn", f"hold:{hold.id}", payload, operator, now)
+    return hold
 
 
 def _void_request(hold: Hold) -> dict[str, Any] | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -67,3 +68,18 @@ def anvil() -> Iterator[Anvil]:
     """A fresh anvil for one test."""
     with run_anvil() as node:
         yield node
+
+
+# Login roles and OS accounts are global to the machine, not to a test's database: tests that create or grant them
+# take this lock, so parallel workers (`make test` runs pytest-xdist) never race on the same role or account.
+IDENTITIES_LOCK = Path("/tmp/screener-tests-identities.lock")
+
+
+@pytest.fixture
+def global_identities() -> Iterator[None]:
+    with IDENTITIES_LOCK.open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)

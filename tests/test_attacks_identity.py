@@ -28,6 +28,9 @@ from tests.support.reliability import SCREENER, clean_env
 from tests.test_db_roles import ALICE, BIG, BOB, FRESH, MIXER, WORKER, World, world  # noqa: F401 (fixture)
 from tests.test_identity import os_world  # noqa: F401 (fixture)
 
+# Roles and OS accounts are machine-wide: one such test at a time across xdist workers (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("global_identities")
+
 
 def _refused(attack: Callable[[], object]) -> bool:
     """True when the database refused ``attack`` (and so rolled it back)."""

@@ -23,7 +23,8 @@ from screener.settings import Settings
 from tests.support.ledger_model import NOW, make_deposit, make_screenable, not_listed, snapshot
 from tests.support.reliability import SCREENER, clean_env
 
-pytestmark = pytest.mark.postgres
+# Roles are cluster-wide: one such test at a time across xdist workers (tests/conftest.py).
+pytestmark = [pytest.mark.postgres, pytest.mark.usefixtures("global_identities")]
 
 WORKER, ALICE, BOB, AUDITOR = "scr_worker", "scr_alice", "scr_bob", "scr_audit"
 MIXER = Finding("mixer.direct", Severity.REVIEW, "from", "0x" + "44" * 20, detail="Tornado Cash pool")

@@ -25,6 +25,9 @@ from tests.support.ledger_model import NOW, make_deposit, make_screenable, snaps
 from tests.support.os_users import ensure_user, run_as, shared_dir
 from tests.support.reliability import SCREENER, clean_env
 
+# Roles and OS accounts are machine-wide: one such test at a time across xdist workers (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("global_identities")
+
 MIXER = Finding("mixer.direct", Severity.REVIEW, "from", "0x" + "44" * 20, detail="Tornado Cash pool")
 BIG = 50_000 * 10**6  # four-eyes
 ALICE, BOB = "scr_alice", "scr_bob"

@@ -205,11 +205,15 @@ def _insert(world: World, kind: str, subject: str, actor: str, payload: dict[str
 def _signed_payload(
     world: World, action: str, key: str, actor: str, minutes: int, namespace: str = NAMESPACE, **extra: object
 ) -> dict[str, object]:
-    """A hold decision's payload with a statement signed by ``key``, as the service would write it."""
-    facts = {"hold": "H-77", "amount": "1", "asset": "USDT@ethereum", "account": "acct-1", "verdict": "HOLD"}
+    """A decision on the big hold with a statement signed by ``key``, as the service would write it."""
+    with session_scope(world.engine) as s:
+        hold, deposit = review.lock_hold(s, world.big)
+        facts = review.hold_facts(hold, deposit)
     at = audit.format_at(NOW + timedelta(minutes=minutes))
-    text = statement(action, "hold:77", {**facts, "deposit": "x", "findings": "y"}, "r", actor, at, **extra)
-    return {**facts, "reason": "r", "statement": text, "signature": _sign_with(world.keys[key], namespace)(text)}
+    text = statement(action, f"hold:{world.big}", facts, "r", actor, at, **extra)
+    shown = {k: v for k, v in facts.items() if k not in ("deposit", "findings")}
+    signature = _sign_with(world.keys[key], namespace)(text)
+    return {**shown, "deposit_id": hold.deposit_id, "reason": "r", "statement": text, "signature": signature}
 
 
 def test_audit_verify_finds_each_bad_signature_written_behind_the_clis_back(world: World) -> None:
@@ -222,7 +226,7 @@ def test_audit_verify_finds_each_bad_signature_written_behind_the_clis_back(worl
     assert good is not None
     request = _signed_payload(world, "request", "shared", "carol", 6)
     inserted = {
-        "without a signature": ("hold.rejected", "alice", {"hold": "H-77", "reason": "r"}),
+        "without a signature": ("hold.rejected", "alice", {"hold": f"H-{world.big}", "reason": "r"}),
         "does not accept it for alice": (
             "hold.rejected",
             "alice",
@@ -242,7 +246,7 @@ def test_audit_verify_finds_each_bad_signature_written_behind_the_clis_back(worl
         ),
     }
     for n, (kind, actor, payload) in enumerate(inserted.values()):
-        _insert(world, kind, "hold:77", actor, payload, n + 1)
+        _insert(world, kind, f"hold:{world.big}", actor, payload, n + 1)
     res = world.cli("alice", "audit", "verify", "--json")
     assert res.returncode == 2, res.stdout
     problems = json.loads(res.stdout)["problems"]
@@ -265,9 +269,13 @@ def test_a_request_made_before_signing_is_withdrawn_then_signed(world: World) ->
     _refused(world.cli("bob", "--operator", "bob", "holds", "withdraw", big), "only alice")
     withdrawn = world.cli("alice", "--operator", "alice", "holds", "withdraw", big)
     assert withdrawn.returncode == 0 and "withdrawn" in withdrawn.stdout, withdrawn.stderr
+    with session_scope(world.engine) as s:
+        signing_began = audit.lock_head(s).seq + 1
     assert world.cli("alice", "--operator", "alice", "holds", "release", big, "--reason", "ok").returncode == 0
     assert world.cli("bob", "--operator", "bob", "holds", "approve", big).returncode == 0
-    verified = world.cli("alice", "audit", "verify")
+    # The auditor says where signing began; without it the unsigned request is a problem.
+    assert world.cli("alice", "audit", "verify").returncode == 2
+    verified = world.cli("alice", "audit", "verify", "--signed-from", str(signing_began))
     assert verified.returncode == 0 and "1 made before signing was on" in verified.stdout, verified.stdout
 
 
@@ -277,3 +285,14 @@ def test_signing_needs_an_allowed_signers_file(world: World) -> None:
         world.cli("alice", "--operator", "alice", "holds", "release", f"H-{world.big}", "--reason", "ok"),
         "allowed_signers_path",
     )
+
+
+def test_a_wildcard_principal_in_allowed_signers_is_refused(world: World) -> None:
+    """OpenSSH matches principals as patterns: `*` would let mallory's key sign for alice, bob or anyone."""
+    mallory = " ".join(world.keys["mallory"].with_suffix(".pub").read_text().split()[:2])
+    world.allowed.write_text(world.allowed.read_text() + f'* namespaces="{NAMESPACE}" {mallory}\n')
+    before = snapshot(world.engine)
+    release = ("--operator", "alice", "holds", "release", f"H-{world.big}", "--reason", "ok")
+    _refused(world.cli("mallory", *release), "are a pattern")
+    _refused(world.cli("alice", "audit", "verify"), "are a pattern")
+    assert snapshot(world.engine) == before

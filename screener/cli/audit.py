@@ -12,7 +12,15 @@ audit_app = typer.Typer(help="The hash-chained audit trail.", no_args_is_help=Tr
 
 @audit_app.command("verify")
 @handle_errors
-def verify_cmd(as_json: bool = typer.Option(False, "--json", help="machine-readable report")) -> None:
+def verify_cmd(
+    as_json: bool = typer.Option(False, "--json", help="machine-readable report"),
+    signed_from: int = typer.Option(
+        1,
+        "--signed-from",
+        min=1,
+        help="review.signing = ssh: decisions from this event seq on must be signed (the seq where signing began)",
+    ),
+) -> None:
     """Recompute every event's hash, then check transfers, balances and holds against the events.
 
     With review.signing = ssh, every person's decision must carry a signature ssh-keygen accepts for its actor.
@@ -34,10 +42,11 @@ def verify_cmd(as_json: bool = typer.Option(False, "--json", help="machine-reada
         report = verify_ledger(s, verify_chain(s))
         declared = declared_decisions(s)
         if settings.review.signing == "ssh":
-            from screener.review.signed_audit import verify_signatures
+            from screener.review.signed_audit import Policy, verify_signatures
             from screener.review.signing import allowed_signers
 
-            signed = verify_signatures(s, allowed_signers(settings))
+            policy = Policy(allowed_signers(settings), settings.review.four_eyes_above_units, signed_from)
+            signed = verify_signatures(s, policy)
             for problem in signed.problems:
                 report.add(problem)
     summary = {

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from screener.review import ssh
-from screener.review.statements import check_namespace, parse_sshsig
+from screener.review.statements import check_allowed_signers, check_namespace, parse_sshsig
 from screener.settings import Settings
 from screener_base.errors import ConfigError, ReviewError
 
@@ -75,7 +75,16 @@ def allowed_signers(settings: Settings) -> Path:
             "review.signing = ssh needs review.allowed_signers_path",
             "point it at an OpenSSH allowed-signers file with each reviewer's public key (docs/security.md)",
         )
-    return Path(path).expanduser()
+    found = Path(path).expanduser()
+    try:
+        text = found.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            f"review.allowed_signers_path {found} cannot be read ({exc})",
+            "point it at the OpenSSH allowed-signers file listing each reviewer's key (docs/security.md)",
+        ) from exc
+    check_allowed_signers(text, str(found))
+    return found
 
 
 def signing_for(settings: Settings) -> Signing:

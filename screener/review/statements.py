@@ -84,6 +84,7 @@ class SshSig:
     namespace: str
     key_type: str
     fingerprint: str  # "SHA256:..." as ssh-keygen -l prints it
+    blob_sha256: bytes  # of the decoded signature: the same signature however its armour is wrapped
 
 
 def _take(blob: bytes, pos: int) -> tuple[bytes, int]:
@@ -118,6 +119,7 @@ def parse_sshsig(armored: str) -> SshSig:
             namespace=namespace.decode("utf-8"),
             key_type=key_type.decode("ascii"),
             fingerprint="SHA256:" + base64.b64encode(hashlib.sha256(public_key).digest()).decode().rstrip("="),
+            blob_sha256=hashlib.sha256(blob).digest(),
         )
     except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
         raise ReviewError(
@@ -132,6 +134,20 @@ def check_namespace(sig: SshSig) -> None:
             f"the signature is for namespace {sig.namespace!r}, not {NAMESPACE!r}",
             f"sign the decision with `ssh-keygen -Y sign -n {NAMESPACE}`; nothing was changed",
         )
+
+
+def check_allowed_signers(text: str, source: str) -> None:
+    """Each line of an allowed-signers file names its principals exactly: OpenSSH reads them as patterns, so a
+    ``*`` (or ``?``, ``!``) would let one key sign for every reviewer, or for a name invented later."""
+    for number, line in enumerate(text.splitlines(), 1):
+        fields = line.split()
+        if not fields or fields[0].startswith("#"):
+            continue
+        if any(c in fields[0] for c in "*?!"):
+            raise ReviewError(
+                f"{source} line {number}: principals {fields[0]!r} are a pattern, not names",
+                "list each reviewer by their exact login name (comma-separated names are fine)",
+            )
 
 
 def check_two_keys(request_key: str | None, approval_key: str, label: str) -> None:

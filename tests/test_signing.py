@@ -132,6 +132,9 @@ def test_signed_four_eyes_then_verified_by_the_tool_and_by_ssh_keygen_alone(worl
     assert exported.returncode == 0, exported.stderr
     signed = [sig for hold in json.loads(exported.stdout) for sig in hold["signatures"]]
     assert sorted(s["principal"] for s in signed) == ["alice", "bob", "bob"]
+    flags = world.cli("alice", "flags", "list", "--state", "all", "--json")
+    signed += [sig for flag in json.loads(flags.stdout) for sig in flag["signatures"]]
+    assert [s["principal"] for s in signed][-1] == "alice" and len(signed) == 4
     # The auditor's check: the exported statement and signature, ssh-keygen, the allowed-signers file. No screener.
     for n, sig in enumerate(signed):
         (world.dir / f"{n}.sig").write_text(sig["signature"])

@@ -353,7 +353,7 @@ def flags_list_cmd(
 
     from screener.cli.render import table
     from screener.models.deposits import Deposit
-    from screener.review.queries import flag_record
+    from screener.review.queries import decision_signatures, flag_record
     from screener.review.service import list_flags
 
     with _session() as s:
@@ -361,6 +361,9 @@ def flags_list_cmd(
         ids = [f.deposit_id for f in flags]
         deposits = {d.id: d for d in s.exec(select(Deposit).where(col(Deposit.id).in_(ids)))}
         records = [flag_record(f, deposits.get(f.deposit_id)) for f in flags]
+        if as_json:  # each resolution's statement and signature (review.signing = ssh), as `holds export` gives
+            signed = decision_signatures(s, "flag")
+            records = [{**r, "signatures": signed.get(f.id or 0, [])} for r, f in zip(records, flags, strict=True)]
     with quiet_broken_pipe():
         if as_json:
             echo_json(records)

@@ -128,16 +128,19 @@ def decision_identities(session: Session) -> dict[int, str]:
     return {hold_id: ",".join(sorted(modes)) for hold_id, modes in seen.items()}
 
 
-def decision_signatures(session: Session) -> dict[int, list[dict[str, Any]]]:
-    """hold id -> its signed decisions (review.signing = ssh), each with the exact statement and signature, so an
-    auditor can check them with `ssh-keygen -Y verify -n screener-review` alone (docs/security.md)."""
+def decision_signatures(session: Session, prefix: str = "hold") -> dict[int, list[dict[str, Any]]]:
+    """hold (or ``prefix="flag"``: flag) id -> its signed decisions (review.signing = ssh), each with the exact
+    statement and signature, so an auditor can check them with `ssh-keygen -Y verify -n screener-review` alone
+    (docs/security.md)."""
+    kinds = DECISION_KINDS if prefix == "hold" else ("flag.resolved",)
     found: dict[int, list[dict[str, Any]]] = {}
-    stmt = select(AuditEvent).where(col(AuditEvent.kind).in_(DECISION_KINDS)).order_by(col(AuditEvent.seq))
+    stmt = select(AuditEvent).where(col(AuditEvent.kind).in_(kinds)).order_by(col(AuditEvent.seq))
     for event in session.exec(stmt):
         payload = event.payload if isinstance(event.payload, dict) else {}
-        if "signature" not in payload or not event.subject.startswith("hold:") or not event.subject[5:].isdigit():
+        kind, _, raw = event.subject.partition(":")
+        if "signature" not in payload or kind != prefix or not raw.isascii() or not raw.isdigit():
             continue
-        found.setdefault(int(event.subject[5:]), []).append(
+        found.setdefault(int(raw), []).append(
             {
                 "event": event.seq,
                 "kind": event.kind,

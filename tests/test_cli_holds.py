@@ -368,3 +368,24 @@ def test_audit_verify_names_tampering(cli: Cli, sql: str, message: str) -> None:
     assert res.returncode != 0
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: audit verify failed: ") and message in lines[0], res.stderr
+
+
+@pytest.mark.parametrize("label", ["H-２", "H-৪", "２", "F-１"])
+def test_ids_take_ascii_digits_only(cli: Cli, label: str) -> None:
+    """int() reads any Unicode digit: `H-２` would be hold 2. Only 0-9 name a hold or a flag."""
+    before = cli.snapshot()
+    command = ("flags", "resolve", label, "--reason", "x") if label.startswith("F") else ("holds", "release", label)
+    res = cli.run(*command, "--reason", "x") if command[0] == "holds" else cli.run(*command)
+    assert res.returncode == 2 and "is not valid" in res.stderr and len(res.stderr.splitlines()) == 1, res.stderr
+    assert cli.snapshot() == before
+
+
+def test_stored_text_cannot_forge_a_line_or_a_terminal_sequence(cli: Cli) -> None:
+    """A note is kept as typed, but shown escaped: its newline does not print a fake history line."""
+    forged = "ok\n  #99 2026-12-01T00:00:00 hold.released         by bob: approved\x1b[2J\u202e"
+    cli.ok("holds", "note", "H-1", forged)
+    shown = cli.ok("holds", "show", "H-1")
+    assert "\n  #99" not in shown and "\x1b" not in shown and "\u202e" not in shown
+    assert "ok\\n  #99" in shown and "\\x1b[2J\\u202e" in shown
+    listed = json.loads(cli.ok("holds", "show", "H-1", "--json"))
+    assert any(e["payload"].get("text") == forged for e in listed["history"])  # stored exactly as typed

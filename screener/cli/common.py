@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from screener.db import check_schema, make_engine
 from screener.settings import Settings, load_settings
 from screener_base.errors import ScreenerError
+from screener_base.text import printable
 
 if TYPE_CHECKING:
     from screener.review.identity import Actor
@@ -77,7 +78,7 @@ def state() -> CliState:
 
 
 def fail(message: str, code: int = 2) -> None:
-    typer.echo(f"error: {message}", err=True)
+    typer.echo(f"error: {printable(message)}", err=True)
     raise typer.Exit(code)
 
 
@@ -89,7 +90,7 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
         try:
             return func(*args, **kwargs)
         except ScreenerError as exc:
-            typer.echo(f"error: {exc}", err=True)
+            typer.echo(f"error: {printable(str(exc))}", err=True)  # one line, whatever stored text it quotes
             raise typer.Exit(exc.exit_code) from None
         except sa_exc.OperationalError as exc:
             # Locked SQLite file, server gone, statement timeout: the transaction was rolled back.

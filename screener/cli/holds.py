@@ -16,6 +16,7 @@ from typer.core import TyperCommand
 
 from screener.cli.common import echo_json, handle_errors, quiet_broken_pipe, state
 from screener_base.errors import ReviewError
+from screener_base.text import printable
 
 if TYPE_CHECKING:
     from sqlmodel import Session
@@ -182,7 +183,7 @@ def _render_detail(r: dict[str, Any]) -> str:
         who = e["actor"] + (" [declared identity]" if p.get("identity") == "declared" else "")
         who += f" [signed {p['signed_key']}]" if isinstance(p.get("signed_key"), str) else ""
         lines.append(f"  #{e['seq']} {e['at'][:19]} {e['kind']:<22} by {who}" + (f": {said}" if said else ""))
-    return "\n".join(lines)
+    return "\n".join(printable(line) for line in lines)  # stored text never forges a line
 
 
 @holds_app.command("release", cls=IdCommand)

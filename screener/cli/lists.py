@@ -147,7 +147,7 @@ def _version_id(text: str | None) -> int | None:
     if text is None:
         return None
     value = text.strip()
-    if not value.isdigit() or int(value) < 1:
+    if not (value.isascii() and value.isdigit()) or int(value) < 1:
         raise ListError(
             f"list version {text!r} is not a version id (a positive whole number)",
             "see `screener lists status` for the active and previous ids, e.g. `screener lists diff 2 3`",

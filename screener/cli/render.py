@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 from screener_base.errors import ReviewError
+from screener_base.text import printable
 
 EXPORT_FORMATS = ("csv", "json")
 EXPORT_FIELDS = (
@@ -73,7 +74,8 @@ def table(headers: list[str], rows: list[list[str]], max_width: int = 48, right:
 
     Columns whose index is in ``right`` are right-aligned (amounts: the decimal points line up).
     """
-    cut = [[c if len(c) <= max_width else c[: max_width - 1] + "…" for c in row] for row in rows]
+    shown = [[printable(c) for c in row] for row in rows]
+    cut = [[c if len(c) <= max_width else c[: max_width - 1] + "…" for c in row] for row in shown]
     widths = [max([len(h)] + [len(r[i]) for r in cut]) for i, h in enumerate(headers)]
 
     def line(cells: list[str]) -> str:

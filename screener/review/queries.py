@@ -123,7 +123,12 @@ def decision_identities(session: Session) -> dict[int, str]:
     stmt = select(AuditEvent).where(col(AuditEvent.kind).in_(DECISION_KINDS))
     for event in session.exec(stmt):
         mode = event.payload.get("identity") if isinstance(event.payload, dict) else None
-        if isinstance(mode, str) and event.subject.startswith("hold:") and event.subject[5:].isdigit():
+        if (
+            isinstance(mode, str)
+            and event.subject.startswith("hold:")
+            and event.subject[5:].isascii()
+            and event.subject[5:].isdigit()
+        ):
             seen.setdefault(int(event.subject[5:]), set()).add(mode)
     return {hold_id: ",".join(sorted(modes)) for hold_id, modes in seen.items()}
 

@@ -41,8 +41,8 @@ class FlagState(StrEnum):
     RESOLVED = "resolved"
 
 
-_HOLD_ID = re.compile(r"^\s*(?:[hH]-?)?(\d{1,18})\s*$")
-_FLAG_ID = re.compile(r"^\s*(?:[fF]-?)?(\d{1,18})\s*$")
+_HOLD_ID = re.compile(r"^\s*(?:[hH]-?)?([0-9]{1,18})\s*$")
+_FLAG_ID = re.compile(r"^\s*(?:[fF]-?)?([0-9]{1,18})\s*$")
 # What `--to` accepts -> the ledger account the rejected funds move to.
 REJECT_TARGET_NAMES = {"blocked": BLOCKED, "return": RETURN_PAYABLE, "return_payable": RETURN_PAYABLE}
 MAX_TEXT_CHARS = 4000

@@ -90,7 +90,7 @@ def decision_action(event: AuditEvent) -> str | None:
 
 def _rows(session: Session, subject: str) -> tuple[Any, Deposit | None]:
     kind, _, raw = subject.partition(":")
-    if not raw.isdigit() or kind not in ("hold", "flag"):
+    if not (raw.isascii() and raw.isdigit()) or kind not in ("hold", "flag"):
         return None, None
     row: Hold | ReviewFlag | None = session.get(Hold, int(raw)) if kind == "hold" else session.get(ReviewFlag, int(raw))
     deposit = session.get(Deposit, row.deposit_id) if row is not None else None

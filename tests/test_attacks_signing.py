@@ -20,6 +20,7 @@ from screener.models.ledger import AuditEvent, AuditHead, ReviewFlag
 from screener.review import service as review
 from screener.review.statements import NAMESPACE, statement
 from tests.support.ledger_model import NOW
+from tests.support.tamper import drop_append_only
 from tests.test_signing import World, _keygen, _sign_with, world  # noqa: F401
 
 
@@ -43,6 +44,7 @@ def _assert_caught(world: World, *words: str) -> None:
 def _rechain(world: World) -> None:
     """The attacker recomputes the (unkeyed) hash chain after altering events."""
     with session_scope(world.engine) as s:
+        drop_append_only(s.connection())  # the attacker holds the SQLite file
         prev = None
         for event in s.exec(select(AuditEvent).order_by(AuditEvent.seq)).all():
             if prev is not None:
@@ -115,6 +117,7 @@ def test_stripping_every_signature_turns_signed_decisions_into_before_signing(wo
     unkeyed chain: every decision now counts as `unsigned_before_signing` and verify says ok."""
     _signed_small_release(world)
     with session_scope(world.engine) as s:
+        drop_append_only(s.connection())
         for event in s.exec(select(AuditEvent).where(AuditEvent.kind == "hold.released")).all():
             payload = {k: v for k, v in event.payload.items() if k not in ("statement", "signature", "signed_key")}
             event.payload = {**payload, "reason": "rewritten by the attacker"}
@@ -240,6 +243,7 @@ def test_defended_signature_as_a_list_and_non_dict_payload(world: World) -> None
     a JSON list, are both reported."""
     _signed_small_release(world)
     with session_scope(world.engine) as s:
+        drop_append_only(s.connection())
         good = audit.latest_payload(s, f"hold:{world.small}", "hold.released")
         assert good is not None
         bad = {**good, "signature": good["signature"].splitlines()}
@@ -256,6 +260,7 @@ def test_statement_deposit_is_not_compared_with_the_events_deposit(world: World)
     signed statement's `deposit` (chain:tx:log) and `findings` are never compared with anything."""
     _signed_small_release(world)
     with session_scope(world.engine) as s:
+        drop_append_only(s.connection())
         event = s.exec(select(AuditEvent).where(AuditEvent.kind == "hold.released")).one()
         big_hold, _ = review._lock_hold(s, world.big)
         event.payload = {**event.payload, "deposit_id": big_hold.deposit_id}

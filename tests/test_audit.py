@@ -19,6 +19,7 @@ from screener.screening.verdicts import Decision, Finding, Severity, Verdict
 from screener.settings import Settings
 from screener_base.errors import AuditError
 from tests.support.ledger_model import NOW, make_deposit, not_listed, snapshot
+from tests.support.tamper import drop_append_only
 
 SETTINGS = Settings(review={"four_eyes_above_units": 10_000})
 HOLD = Verdict(Decision.HOLD, (Finding("mixer.direct", Severity.REVIEW, "from", "0x" + "44" * 20),))
@@ -40,7 +41,9 @@ def _seed(engine: Engine) -> None:
 
 
 def _exec(engine: Engine, sql: str, **params: object) -> None:
+    """Tampering as the schema's owner (PostgreSQL), or with the file (SQLite: drops the append-only triggers)."""
     with engine.begin() as conn:
+        drop_append_only(conn)
         assert conn.execute(sa.text(sql), params).rowcount == 1
 
 
@@ -195,3 +198,37 @@ def test_concurrent_appends_serialise_on_postgres(pg_url: str) -> None:
     before = snapshot(engine)
     assert len(before["audit_events"]) == 60
     engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "UPDATE audit_events SET actor = 'mallory' WHERE seq = 1",
+        "DELETE FROM audit_events WHERE seq = (SELECT max(seq) FROM audit_events)",
+        "UPDATE ledger_transfers SET amount = amount + 1",
+        "DELETE FROM ledger_transfers",
+    ],
+    ids=["event-update", "event-delete", "transfer-update", "transfer-delete"],
+)
+def test_events_and_transfers_are_append_only(engine: Engine, sql: str) -> None:
+    """SQLite: refused for everyone (a mistake, a tool). PostgreSQL: refused for any role but the owner, even one
+    a DBA granted UPDATE and DELETE on both tables."""
+    _seed(engine)
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text("DO $$ BEGIN CREATE ROLE scr_dba_tool LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+            )
+            conn.execute(sa.text("GRANT SELECT, UPDATE, DELETE ON audit_events, ledger_transfers TO scr_dba_tool"))
+        url = engine.url.set(username="scr_dba_tool")
+        other = sa.create_engine(url)
+    else:
+        other = engine
+    try:
+        with pytest.raises(sa.exc.DatabaseError, match="append-only"), other.begin() as conn:
+            conn.execute(sa.text(sql))
+    finally:
+        if other is not engine:
+            other.dispose()
+    report = _verify(engine)
+    assert report.ok, report.problems

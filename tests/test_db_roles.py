@@ -185,3 +185,35 @@ def test_one_reviewer_rejects_and_notes_under_the_guards(world: World) -> None:
     assert rejected.returncode == 0 and "funds moved to return_payable" in rejected.stdout, rejected.stderr
     verified = world.cli(AUDITOR, "audit", "verify")
     assert verified.returncode == 0, verified.stderr
+
+
+def test_signed_four_eyes_under_database_logins(world: World) -> None:
+    """review.identity = database and review.signing = ssh together: each reviewer's login is the principal
+    their key is listed under, someone else's key is refused, and the auditor's login verifies every signature."""
+    from tests.test_signing import _keygen
+
+    keys = {name: _keygen(world.dir, f"key-{name}") for name in (ALICE, BOB)}
+    allowed = world.dir / "allowed_signers"
+    allowed.write_text(
+        "".join(
+            f'{name} namespaces="screener-review" {" ".join(key.with_suffix(".pub").read_text().split()[:2])}\n'
+            for name, key in keys.items()
+        )
+    )
+    signing = f'[review]\nsigning = "ssh"\nallowed_signers_path = "{allowed}"\n'
+
+    def cli(role: str, key: str, *args: str) -> subprocess.CompletedProcess[str]:
+        cfg = world.dir / f"{role}-signed.toml"
+        cfg.write_text(world.config(role).read_text().replace("[review]\n", signing))
+        env = clean_env(SCREENER_REVIEW__SIGNING_KEY_PATH=str(keys[key]))
+        cmd = [str(SCREENER), "--config", str(cfg), *args]
+        return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+
+    label = f"H-{world.hold_id}"
+    refused = cli(ALICE, BOB, "holds", "release", label, "--reason", "bob's key")
+    assert refused.returncode == 2 and f"does not verify for {ALICE}" in refused.stderr, refused.stderr
+    assert cli(ALICE, ALICE, "holds", "release", label, "--reason", "known customer").returncode == 0
+    approved = cli(BOB, BOB, "holds", "approve", label)
+    assert approved.returncode == 0 and "credited" in approved.stdout, approved.stderr
+    verified = cli(AUDITOR, ALICE, "audit", "verify")
+    assert verified.returncode == 0 and "2 signed decision(s) verified" in verified.stdout, verified.stdout

@@ -149,6 +149,15 @@ class AlertSettings(_Section):
     chain_halt_after_s: float = Field(default=900.0, gt=0, le=7 * 86400)
 
 
+class AuditSettings(_Section):
+    # The daemon keeps the chain's head outside the database (docs/security.md): every checkpoint_interval_s a
+    # JSON line {seq, head_hash, at} is appended to checkpoint_path (unset: no file) and sent with the alerts.
+    checkpoint_interval_s: float = Field(default=3600.0, gt=0, le=7 * 86400)
+    checkpoint_path: str | None = None
+    # The daemon's own SSH key to sign its checkpoints (namespace screener-checkpoint); unset: unsigned.
+    checkpoint_key_path: str | None = None
+
+
 class LoggingSettings(_Section):
     json_format: bool = False
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -166,6 +175,7 @@ class Settings(BaseSettings):
     chains: dict[str, ChainSettings] = Field(default_factory=dict)
     daemon: DaemonSettings = Field(default_factory=DaemonSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
 
     @classmethod

@@ -5,4 +5,4 @@ No side effects (the one read of the system is the passwd entry of this process,
 May import: the standard library and small pure libraries (eth_utils, base58); no project package.
 """
 
-__all__ = ["addresses", "clock", "errors", "identity", "redact"]
+__all__ = ["addresses", "clock", "errors", "identity", "redact", "text"]

@@ -53,6 +53,7 @@ INDEPENDENT_PACKAGES: dict[str, tuple[str, ...]] = {
 PURE_MODULES = (
     "screener.screening.*",
     "screener.ledger.rules",
+    "screener.ledger.checkpoint_rules",
     "screener.review.rules",
     "screener.review.evidence",
     "screener.review.roles",

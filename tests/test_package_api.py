@@ -20,12 +20,12 @@ PINNED: dict[str, list[str]] = {
         "pipeline", "review", "screening", "settings",
     ],
     "screener.cli": ["app", "main"],
-    "screener.daemon": ["jobs", "leases", "state", "worker"],
+    "screener.daemon": ["checkpoint", "jobs", "leases", "state", "worker"],
     "screener.decide": ["credit", "decide", "gather", "holds", "rescreen"],
     "screener.demo": ["devnet", "run", "world"],
     "screener.demo.devnet": ["anvil", "deploy", "mixer"],
     "screener.indexes": ["rules", "sources", "store"],
-    "screener.ledger": ["audit", "rules", "store", "verify"],
+    "screener.ledger": ["audit", "checkpoint_rules", "checkpoints", "rules", "store", "verify"],
     "screener.lists": ["refresh", "rules", "store"],
     "screener.models": ["chain", "daemon", "deposits", "ledger", "lists", "screening"],
     "screener.ops": ["alert_rules", "alerts", "logging_setup", "metrics", "outbox_rules", "status"],
@@ -41,7 +41,7 @@ PINNED: dict[str, list[str]] = {
     "sanctions_lists": [
         "build_bundle", "bundle", "candidate", "entries", "fetch", "formats", "guards", "ofac", "sdn_csv", "snapshot",
     ],
-    "screener_base": ["addresses", "clock", "errors", "identity", "redact"],
+    "screener_base": ["addresses", "clock", "errors", "identity", "redact", "text"],
 }  # fmt: skip
 
 

@@ -251,7 +251,7 @@ def test_audit_verify_finds_each_bad_signature_written_behind_the_clis_back(worl
     for n, (kind, actor, payload) in enumerate(inserted.values()):
         _insert(world, kind, f"hold:{world.big}", actor, payload, n + 1)
     res = world.cli("alice", "audit", "verify", "--json")
-    assert res.returncode == 2, res.stdout
+    assert res.returncode == 1, res.stdout  # 1: tampering found
     problems = json.loads(res.stdout)["problems"]
     for words in inserted:
         if words == "release request":  # carol's own request is well signed: only the pair is wrong
@@ -277,7 +277,7 @@ def test_a_request_made_before_signing_is_withdrawn_then_signed(world: World) ->
     assert world.cli("alice", "--operator", "alice", "holds", "release", big, "--reason", "ok").returncode == 0
     assert world.cli("bob", "--operator", "bob", "holds", "approve", big).returncode == 0
     # The auditor says where signing began; without it the unsigned request is a problem.
-    assert world.cli("alice", "audit", "verify").returncode == 2
+    assert world.cli("alice", "audit", "verify").returncode == 1
     verified = world.cli("alice", "audit", "verify", "--signed-from", str(signing_began))
     assert verified.returncode == 0 and "1 made before signing was on" in verified.stdout, verified.stdout
 

@@ -1,13 +1,105 @@
-"""`screener audit verify`: recompute the audit hash chain and check the ledger against it."""
+"""`screener audit verify` and `screener audit checkpoint`: the hash chain, the ledger against it, and the
+chain's head kept outside the database.
+
+Exit codes of `audit verify`: 0 the chain and the ledger are intact, 1 tampering (or a checkpoint the chain no
+longer matches) was found, 2 the check itself could not run (configuration, database, unreadable file).
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from screener.cli.common import echo_json, handle_errors, state
-from screener_base.errors import AuditError
+from screener_base.text import printable
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
+
+    from screener.ledger.audit import VerifyReport
+    from screener.ledger.checkpoint_rules import Checkpoint
 
 audit_app = typer.Typer(help="The hash-chained audit trail.", no_args_is_help=True)
+TAMPERED_EXIT = 1
+
+
+def _signature_checker() -> Any:
+    """Checks a signed checkpoint against review.allowed_signers_path; None when signing is not configured."""
+    settings = state().settings
+    if settings.review.signing != "ssh":
+        return None
+    from screener.ledger.checkpoint_rules import CHECKPOINT_NAMESPACE
+    from screener.review import ssh
+    from screener.review.signing import allowed_signers
+
+    allowed = allowed_signers(settings)
+
+    def check(cp: Checkpoint) -> str | None:
+        said = ssh.verify(
+            cp.signed_text(), cp.signature or "", cp.signer or "", allowed, namespace=CHECKPOINT_NAMESPACE
+        )
+        return None if said is None else f"does not verify for {cp.signer}: {said}"
+
+    return check
+
+
+def _check_outside(
+    s: Session, report: VerifyReport, checkpoints: Path | None, expect_head: str | None
+) -> dict[str, Any] | None:
+    """The chain against what was kept outside it: a checkpoint file, a head hash noted earlier."""
+    from sqlmodel import select
+
+    from screener.ledger import checkpoints as cps
+    from screener.models.ledger import GENESIS_HASH, AuditEvent
+
+    summary: dict[str, Any] | None = None
+    if checkpoints is not None:
+        judged = cps.judge_text(s, cps.read(checkpoints), report.head_seq, _signature_checker())
+        for problem in judged.problems:
+            report.add(problem)
+        last = judged.last_good
+        summary = {
+            "matched": len(judged.matched),
+            "last_matching": {"seq": last.seq, "at": last.at, "line": last.line} if last else None,
+        }
+    if expect_head is not None:
+        wanted = expect_head.strip().lower()
+        found = wanted == GENESIS_HASH or s.exec(select(AuditEvent.seq).where(AuditEvent.hash == wanted)).first()
+        if not found:
+            report.add(f"head hash {wanted[:16]}... noted earlier is no longer in the chain (its tail was rewritten)")
+    return summary
+
+
+def _signatures(s: Session, report: VerifyReport, signed_from: int) -> Any:
+    settings = state().settings
+    if settings.review.signing != "ssh":
+        return None
+    from screener.review.signed_audit import Policy, verify_signatures
+    from screener.review.signing import allowed_signers
+
+    policy = Policy(allowed_signers(settings), settings.review.four_eyes_above_units, signed_from)
+    signed = verify_signatures(s, policy)
+    for problem in signed.problems:
+        report.add(problem)
+    return signed
+
+
+def _print_ok(report: VerifyReport, signed: Any, declared: int, outside: dict[str, Any] | None) -> None:
+    typer.echo(f"ok: {report.events} events; ledger matches; head seq {report.head_seq} hash {report.head_hash}")
+    if signed is not None:
+        before = (
+            f"; {signed.unsigned_before_signing} made before signing was on" if signed.unsigned_before_signing else ""
+        )
+        typer.echo(f"signatures: {signed.signed} signed decision(s) verified with ssh-keygen{before}")
+    if outside is not None:
+        last = outside["last_matching"]
+        tail = f"; the newest is seq {last['seq']} of {last['at']}" if last else ""
+        typer.echo(f"checkpoints: {outside['matched']} match the chain{tail}")
+    if declared:
+        # Not a failure: the configuration allowed it. But those names were typed, not authenticated.
+        typer.echo(f"note: {declared} decision(s) were made under a declared identity (review.identity = declared)")
 
 
 @audit_app.command("verify")
@@ -20,12 +112,19 @@ def verify_cmd(
         min=1,
         help="review.signing = ssh: decisions from this event seq on must be signed (the seq where signing began)",
     ),
+    checkpoints: str | None = typer.Option(
+        None, "--checkpoints", help="a JSON-lines file of `audit checkpoint` lines (the daemon's audit.checkpoint_path)"
+    ),
+    expect_head: str | None = typer.Option(
+        None, "--expect-head", help="a head hash noted earlier; must be in the chain"
+    ),
 ) -> None:
     """Recompute every event's hash, then check transfers, balances and holds against the events.
 
     With review.signing = ssh, every person's decision must carry a signature ssh-keygen accepts for its actor.
-    Exits non-zero naming the first broken event. Note the head hash it prints: keeping it somewhere else
-    (a ticket, a log shipper) lets a later run prove the whole chain was not rewritten since.
+    Without a checkpoint (--checkpoints, --expect-head) a deletion of the newest events together with the head
+    row cannot be seen: keep the daemon's checkpoints, or the head hash printed here, outside the database.
+    Exit 0 intact, 1 tampering found (the first problem is named), 2 the check could not run.
     """
     from screener.db import is_postgres, session_scope
     from screener.ledger.audit import verify_chain
@@ -36,25 +135,18 @@ def verify_cmd(
     if is_postgres(engine):
         # One snapshot for all the queries, so a concurrent writer cannot look like tampering.
         engine = engine.execution_options(isolation_level="REPEATABLE READ")
-    settings = state().settings
-    signed = None
     with session_scope(engine) as s:
         report = verify_ledger(s, verify_chain(s))
         declared = declared_decisions(s)
-        if settings.review.signing == "ssh":
-            from screener.review.signed_audit import Policy, verify_signatures
-            from screener.review.signing import allowed_signers
-
-            policy = Policy(allowed_signers(settings), settings.review.four_eyes_above_units, signed_from)
-            signed = verify_signatures(s, policy)
-            for problem in signed.problems:
-                report.add(problem)
+        signed = _signatures(s, report, signed_from)
+        outside = _check_outside(s, report, Path(checkpoints) if checkpoints else None, expect_head)
     summary = {
         "ok": report.ok,
         "events": report.events,
         "declared_identity_decisions": declared,
         "signed_decisions": signed.signed if signed else None,
         "unsigned_before_signing": signed.unsigned_before_signing if signed else None,
+        "checkpoints": outside,
         "head_seq": report.head_seq,
         "head_hash": report.head_hash,
         "problems": report.problems,
@@ -64,19 +156,36 @@ def verify_cmd(
     if not report.ok:
         more = len(report.problems) - 1
         tail = f" (and {more} more problem{'s' if more != 1 else ''}; see --json)" if more else ""
-        raise AuditError(f"audit verify failed: {report.problems[0]}{tail}", "investigate before trusting the ledger")
+        first = printable(report.problems[0])
+        typer.echo(f"error: audit verify failed: {first}{tail}; investigate before trusting the ledger", err=True)
+        raise typer.Exit(TAMPERED_EXIT)
     if not as_json:
-        typer.echo(f"ok: {report.events} events; ledger matches; head seq {report.head_seq} hash {report.head_hash}")
-        if signed is not None:
-            before = (
-                f"; {signed.unsigned_before_signing} made before signing was on"
-                if signed.unsigned_before_signing
-                else ""
-            )
-            typer.echo(f"signatures: {signed.signed} signed decision(s) verified with ssh-keygen{before}")
-        if declared:
-            # Not a failure: the configuration allowed it. But those names were typed, not authenticated.
-            typer.echo(f"note: {declared} decision(s) were made under a declared identity (review.identity = declared)")
+        _print_ok(report, signed, declared, outside)
+
+
+@audit_app.command("checkpoint")
+@handle_errors
+def checkpoint_cmd(
+    append: str | None = typer.Option(None, "--append", help="also append the line to this JSON-lines file"),
+) -> None:
+    """Print the chain's head as one JSON line {seq, head_hash, at}: keep it outside the database.
+
+    With review.signing = ssh it is signed with your key (namespace screener-checkpoint) and names you as signer.
+    `screener audit verify --checkpoints FILE` later shows whether the chain still contains it.
+    """
+    from screener.db import session_scope
+    from screener.ledger import checkpoints as cps
+    from screener.ledger.checkpoint_rules import CHECKPOINT_NAMESPACE, checkpoint_json
+    from screener.review.signing import signer_for
+    from screener_base.clock import utc_now
+
+    sign = signer_for(state().settings, CHECKPOINT_NAMESPACE)
+    signer = state().actor().name if sign is not None else None
+    with session_scope(state().engine()) as s:
+        cp = cps.take(s, utc_now(), sign, signer)
+    if append:
+        cps.append(Path(append), cp)
+    typer.echo(checkpoint_json(cp))
 
 
 def register(app: typer.Typer) -> None:

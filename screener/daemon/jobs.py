@@ -23,6 +23,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from chains.scanning import ChainHalted, DeepReorg
+from screener.daemon.checkpoint import write_checkpoint
 from screener.daemon.leases import LeaseGrant, LeaseLost, WorkerIdentity, fenced, renew, try_acquire, worker_seen
 from screener.daemon.state import flush_rpc_errors, record_tick_failure, record_tick_success
 from screener.db import session_scope
@@ -82,6 +83,7 @@ class JobContext:
 class Jobs:
     def __init__(self, ctx: JobContext) -> None:
         self.ctx = ctx
+        self._checkpointed_seq: int | None = None  # this worker's last checkpoint: an idle chain adds none
 
     # --- lease plumbing ---------------------------------------------------------------------------------
 
@@ -323,6 +325,19 @@ class Jobs:
                 alert_rules.detect_halted_chains(session, ctx.settings.alerts.chain_halt_after_s, now)
             if overdue:
                 log.warning("%d hold(s) past their review SLA", overdue)
+
+    def checkpoint_audit(self) -> None:
+        self.run_job("audit_checkpoint", self._checkpoint_audit)
+
+    def _checkpoint_audit(self) -> None:
+        ctx = self.ctx
+        with self._leased("job:audit_checkpoint") as grant:
+            if grant is None:
+                return
+            cp = write_checkpoint(ctx.engine, ctx.settings, ctx.now_fn(), self._checkpointed_seq)
+            if cp is not None:
+                self._checkpointed_seq = cp.seq
+                log.info("audit checkpoint: seq %d head %s", cp.seq, cp.head_hash)
 
     def deliver_alerts(self) -> None:
         self.run_job("alerts", self._deliver_alerts)

@@ -184,6 +184,12 @@ class Daemon:
             id="alerts",
             next_run_time=first,
         )
+        add(
+            jobs.checkpoint_audit,
+            self._interval(self.settings.audit.checkpoint_interval_s),
+            id="audit_checkpoint",
+            next_run_time=first,
+        )
         add(jobs.refresh_metrics, self._interval(d.metrics_interval_s), id="metrics")
         add(jobs.heartbeat, IntervalTrigger(seconds=max(0.2, d.lease_ttl_s / 3), timezone=UTC), id="heartbeat")
 

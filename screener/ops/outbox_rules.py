@@ -15,6 +15,7 @@ class AlertKind(StrEnum):
     DEEP_REORG = "deep_reorg"
     CHAIN_HALTED = "chain_halted"
     RETROACTIVE_FLAG = "retroactive_flag"
+    AUDIT_CHECKPOINT = "audit_checkpoint"  # not a problem: the chain's head, kept by whoever receives the webhook
 
 
 class AlertState(StrEnum):

@@ -87,10 +87,22 @@ def allowed_signers(settings: Settings) -> Path:
     return found
 
 
+def key_path(settings: Settings) -> Path:
+    configured = settings.review.signing_key_path
+    return Path(configured).expanduser() if configured else default_key_path()
+
+
+def signer_for(settings: Settings, namespace: str) -> Signer | None:
+    """Sign other texts (audit checkpoints) with this person's key in ``namespace``; None when signing is off."""
+    if settings.review.signing != "ssh":
+        return None
+    key = key_path(settings)
+    return lambda text: ssh.sign(text, key, namespace)
+
+
 def signing_for(settings: Settings) -> Signing:
     """The Signing the configuration asks for; the key is the caller's own (review.signing_key_path)."""
     if settings.review.signing != "ssh":
         return NO_SIGNING
-    configured = settings.review.signing_key_path
-    key = Path(configured).expanduser() if configured else default_key_path()
+    key = key_path(settings)
     return Signing(True, lambda text: ssh.sign(text, key), allowed_signers(settings))

@@ -31,14 +31,14 @@ def ssh_keygen() -> str:
     return found
 
 
-def sign(data: str, key_path: Path) -> str:
+def sign(data: str, key_path: Path, namespace: str = NAMESPACE) -> str:
     """The armoured signature of ``data`` by the key at ``key_path`` (a private key, or a public one in the agent)."""
     if not key_path.exists():
         raise ReviewError(
             f"no signing key at {key_path}: a decision must be signed (review.signing = ssh)",
             "set review.signing_key_path (or SCREENER_REVIEW__SIGNING_KEY_PATH) to your own key; nothing was changed",
         )
-    cmd = [ssh_keygen(), "-q", "-Y", "sign", "-n", NAMESPACE, "-f", str(key_path)]
+    cmd = [ssh_keygen(), "-q", "-Y", "sign", "-n", namespace, "-f", str(key_path)]
     try:
         res = subprocess.run(cmd, input=data.encode("utf-8"), capture_output=True, timeout=SIGN_TIMEOUT_S, check=False)
     except subprocess.TimeoutExpired as exc:
@@ -55,7 +55,13 @@ def sign(data: str, key_path: Path) -> str:
 
 
 def verify(
-    data: str, signature: str, principal: str, allowed_signers: Path, *, at: datetime | None = None
+    data: str,
+    signature: str,
+    principal: str,
+    allowed_signers: Path,
+    *,
+    at: datetime | None = None,
+    namespace: str = NAMESPACE,
 ) -> str | None:
     """None when ssh-keygen accepts ``signature`` of ``data`` by ``principal``; else what it said.
 
@@ -70,7 +76,7 @@ def verify(
     with tempfile.TemporaryDirectory(prefix="screener-sig-") as tmp:
         sig_path = Path(tmp) / "decision.sig"
         sig_path.write_text(signature, encoding="ascii", errors="replace")
-        cmd = [ssh_keygen(), "-Y", "verify", "-f", str(allowed_signers), "-I", principal, "-n", NAMESPACE]
+        cmd = [ssh_keygen(), "-Y", "verify", "-f", str(allowed_signers), "-I", principal, "-n", namespace]
         if at is not None:
             cmd.append("-Overify-time=" + ensure_utc(at).strftime("%Y%m%d%H%M%SZ"))
         try:

@@ -326,7 +326,14 @@ class Jobs:
             if overdue:
                 log.warning("%d hold(s) past their review SLA", overdue)
 
-    def checkpoint_audit(self) -> None:
+    def checkpoint_audit(self, *, final: bool = False) -> None:
+        """``final``: the last one, taken by a stopping worker after its other jobs finished."""
+        if final:
+            try:
+                self._checkpoint_audit()
+            except Exception as exc:  # a stop must still finish
+                log.warning("final audit checkpoint not taken: %s", redact_text(f"{type(exc).__name__}: {exc}"))
+            return
         self.run_job("audit_checkpoint", self._checkpoint_audit)
 
     def _checkpoint_audit(self) -> None:

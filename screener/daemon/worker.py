@@ -210,6 +210,8 @@ class Daemon:
         clean = self.jobs.wait_idle(self.settings.daemon.max_tick_s if timeout_s is None else timeout_s)
         if not clean:
             log.error("a job is still running after the stop timeout; exiting without waiting for it")
+        else:
+            self.jobs.checkpoint_audit(final=True)  # the head as this worker leaves it (skipped if unchanged)
         now = self.ctx.now_fn()
         try:
             released = release_all(self.engine, self.me, now)

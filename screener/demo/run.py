@@ -33,7 +33,7 @@ from screener_base.errors import ScreenerError
 DEFAULT_WORKDIR = Path("var/demo")
 STOP_TIMEOUT_S = 60.0
 CLI_TIMEOUT_S = 120.0
-DB_FILES = ("demo.db", "demo.db-wal", "demo.db-shm", "demo.db.worker.lock")
+DB_FILES = ("demo.db", "demo.db-wal", "demo.db-shm", "demo.db.worker.lock", "checkpoints.jsonl")
 METRICS_SHOWN = ("screener_chain_", "screener_deposits{", "screener_holds_", "screener_list_")
 
 

@@ -124,6 +124,8 @@ def write_config(path: Path, db_url: str, world: DemoWorld, **sections: Mapping[
         # One OS account plays every reviewer in the demo (and in the tests built on it): names are declared,
         # and every decision is marked so. A real deployment leaves this unset (database login or OS account).
         "review": {"identity": "declared"},
+        # The daemon keeps the audit chain's head beside the database: `audit verify --checkpoints` reads it.
+        "audit": {"checkpoint_path": str(path.parent / "checkpoints.jsonl")},
         f"chains.{DEMO_CHAIN}": chain_config(world),
     }
     for name, values in sections.items():

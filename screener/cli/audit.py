@@ -129,6 +129,7 @@ def verify_cmd(
     from screener.db import is_postgres, session_scope
     from screener.ledger.audit import verify_chain
     from screener.ledger.verify import verify_ledger
+    from screener.ledger.verify_rows import verify_rows
     from screener.review.queries import declared_decisions
 
     engine = state().engine()
@@ -136,7 +137,7 @@ def verify_cmd(
         # One snapshot for all the queries, so a concurrent writer cannot look like tampering.
         engine = engine.execution_options(isolation_level="REPEATABLE READ")
     with session_scope(engine) as s:
-        report = verify_ledger(s, verify_chain(s))
+        report = verify_rows(s, verify_ledger(s, verify_chain(s)))
         declared = declared_decisions(s)
         signed = _signatures(s, report, signed_from)
         outside = _check_outside(s, report, Path(checkpoints) if checkpoints else None, expect_head)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from screener.ledger import seals
 from screener.ledger.rules import canonical_json
 from screener.models.ledger import GENESIS_HASH, AuditEvent, AuditHead
 from screener_base.clock import ensure_utc
@@ -72,11 +73,26 @@ def lock_head(session: Session) -> AuditHead:
     return head
 
 
-def append(session: Session, kind: str, subject: str, payload: dict[str, Any], actor: str, now: datetime) -> AuditEvent:
-    """Append one event in the caller's transaction (flushed, not committed)."""
+def append(
+    session: Session,
+    kind: str,
+    subject: str,
+    payload: dict[str, Any],
+    actor: str,
+    now: datetime,
+    *,
+    rows: Sequence[tuple[str, int | None]] = (),
+) -> AuditEvent:
+    """Append one event in the caller's transaction (flushed, not committed).
+
+    ``rows``: (table, id) of the sealed rows this event records a change to; their stored columns go into the
+    payload (screener.ledger.seals), so `audit verify` can tell a later edit in SQL from the change recorded here.
+    """
     for name, value in (("kind", kind), ("subject", subject), ("actor", actor)):
         if not isinstance(value, str) or not value.strip():
             raise AuditError(f"audit event {name} is empty", f"pass a non-empty {name}")
+    if rows:
+        payload = {**payload, seals.ROWS_KEY: seals.snapshot(session, rows)}
     body = normalise_payload(payload)
     head = lock_head(session)
     at = ensure_utc(now)

@@ -78,7 +78,7 @@ def raise_review_flag(
         "findings": flag.findings,
         "state": flag.state,
     }
-    audit.append(session, "flag.raised", f"flag:{flag.id}", payload, "system", now)
+    audit.append(session, "flag.raised", f"flag:{flag.id}", payload, "system", now, rows=[("review_flags", flag.id)])
     return flag
 
 
@@ -121,7 +121,7 @@ def resolve_flag(
         "identity": identity,
         **signed,
     }
-    audit.append(session, "flag.resolved", f"flag:{flag.id}", payload, operator, now)
+    audit.append(session, "flag.resolved", f"flag:{flag.id}", payload, operator, now, rows=[("review_flags", flag.id)])
     return flag
 
 

@@ -15,6 +15,8 @@ of a hold's verdict or findings (``revise_hold``) voids its pending four-eyes re
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -132,6 +134,24 @@ def _attest(
     return signing.attest(text, actor)
 
 
+def policy_digest(settings: Settings) -> str:
+    """What the screening decided under: the sha256 of the settings that decide (screening, list age, four-eyes),
+    so a later change of the config shows in the decisions recorded after it."""
+    decisive = {
+        "screening": settings.screening.model_dump(mode="json"),
+        "max_list_age_h": settings.lists.max_list_age_h,
+        "four_eyes_above_units": settings.review.four_eyes_above_units,
+        "credit_after_rescreen": settings.review.credit_after_rescreen,
+    }
+    text = json.dumps(decisive, sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def _sealed(hold: Hold | None, deposit: Deposit) -> list[tuple[str, int | None]]:
+    """The rows an event about this hold and deposit commits to (screener.ledger.seals)."""
+    return ([("holds", hold.id)] if hold is not None else []) + [("deposits", deposit.id)]
+
+
 def _lock_deposit(session: Session, deposit_id: int) -> Deposit:
     stmt = select(Deposit).where(Deposit.id == deposit_id).with_for_update().execution_options(populate_existing=True)
     deposit = session.exec(stmt).first()
@@ -198,6 +218,7 @@ def apply_verdict(
         "findings": deposit.findings,
         "list_version_id": verdict.list_version_id,
         "raised": raised_why,
+        "policy": policy_digest(settings),
     }
     if decision == Decision.CREDIT:
         _credit(session, deposit, base, now)
@@ -211,7 +232,9 @@ def _credit(session: Session, deposit: Deposit, base: dict[str, Any], now: datet
     deposit.status = DepositStatus.CREDITED
     session.add(deposit)
     payload = dict(base, amount=str(ref.amount), asset=ref.asset, transfer=outcome and outcome.spec.id)
-    audit.append(session, "deposit.credited", f"deposit:{deposit.id}", payload, SYSTEM_ACTOR, now)
+    audit.append(
+        session, "deposit.credited", f"deposit:{deposit.id}", payload, SYSTEM_ACTOR, now, rows=_sealed(None, deposit)
+    )
 
 
 def _open_hold(
@@ -233,7 +256,15 @@ def _open_hold(
     session.add(hold)
     session.flush()
     extra = dict(base, reason=hold.reason, due_at=hold.due_at, transfer=hold.pending_transfer_id)
-    audit.append(session, "hold.opened", f"hold:{hold.id}", _hold_payload(hold, deposit, **extra), SYSTEM_ACTOR, now)
+    audit.append(
+        session,
+        "hold.opened",
+        f"hold:{hold.id}",
+        _hold_payload(hold, deposit, **extra),
+        SYSTEM_ACTOR,
+        now,
+        rows=_sealed(hold, deposit),
+    )
     return hold
 
 
@@ -336,7 +367,9 @@ def release_hold(
             identity=identity,
             **signed,
         )
-        audit.append(session, "hold.release_requested", f"hold:{hold.id}", payload, operator, now)
+        audit.append(
+            session, "hold.release_requested", f"hold:{hold.id}", payload, operator, now, rows=_sealed(hold, deposit)
+        )
         return hold
     signed = _attest(signing, "release", hold, deposit, reason, operator, now)
     _post(session, hold, deposit, operator, reason, now)
@@ -350,7 +383,7 @@ def release_hold(
         identity=identity,
         **signed,
     )
-    audit.append(session, "hold.released", f"hold:{hold.id}", payload, operator, now)
+    audit.append(session, "hold.released", f"hold:{hold.id}", payload, operator, now, rows=_sealed(hold, deposit))
     return hold
 
 
@@ -390,7 +423,7 @@ def approve_hold(
         identity=identity,
         **signed,
     )
-    audit.append(session, "hold.released", f"hold:{hold.id}", payload, operator, now)
+    audit.append(session, "hold.released", f"hold:{hold.id}", payload, operator, now, rows=_sealed(hold, deposit))
     return hold
 
 
@@ -453,7 +486,7 @@ def clear_hold(session: Session, hold_id: int, fresh: Verdict, cleared_by: dict[
         voided_request=voided,
         transfer=ledger.deposit_ref(deposit).tid("post"),
     )
-    audit.append(session, "hold.cleared", f"hold:{hold.id}", payload, SYSTEM_ACTOR, now)
+    audit.append(session, "hold.cleared", f"hold:{hold.id}", payload, SYSTEM_ACTOR, now, rows=_sealed(hold, deposit))
     return hold
 
 
@@ -497,7 +530,7 @@ def reject_hold(
     session.flush()
     transfers = [o.spec.id for o in outcomes]
     payload = _hold_payload(hold, deposit, reason=reason, to=account, transfers=transfers, identity=identity, **signed)
-    audit.append(session, "hold.rejected", f"hold:{hold.id}", payload, operator, now)
+    audit.append(session, "hold.rejected", f"hold:{hold.id}", payload, operator, now, rows=_sealed(hold, deposit))
     return hold
 
 
@@ -506,7 +539,7 @@ def _annotate(
 ) -> AuditEvent:
     hold, deposit = _lock_hold(session, hold_id)
     payload = _hold_payload(hold, deposit, text=text, **extra)
-    return audit.append(session, kind, f"hold:{hold.id}", payload, actor, ensure_utc(now))
+    return audit.append(session, kind, f"hold:{hold.id}", payload, actor, ensure_utc(now), rows=_sealed(hold, deposit))
 
 
 def note_hold(
@@ -554,7 +587,9 @@ def void_release_request(session: Session, hold_id: int, why: str, now: datetime
     session.add(hold)
     session.flush()
     payload = _hold_payload(hold, deposit, why=system_text(why, "why"), voided_request=voided)
-    audit.append(session, "hold.request_voided", f"hold:{hold.id}", payload, SYSTEM_ACTOR, now)
+    audit.append(
+        session, "hold.request_voided", f"hold:{hold.id}", payload, SYSTEM_ACTOR, now, rows=_sealed(hold, deposit)
+    )
     return True
 
 
@@ -578,7 +613,9 @@ def withdraw_request(
     session.add(hold)
     session.flush()
     payload = _hold_payload(hold, deposit, voided_request=voided, identity=identity)
-    audit.append(session, "hold.request_withdrawn", f"hold:{hold.id}", payload, operator, now)
+    audit.append(
+        session, "hold.request_withdrawn", f"hold:{hold.id}", payload, operator, now, rows=_sealed(hold, deposit)
+    )
     return hold
 
 
@@ -638,7 +675,7 @@ def revise_hold(
         voided_request=voided,
     )
     kind = "hold.escalated" if rank(new_verdict) > rank(previous) else "hold.revised"
-    audit.append(session, kind, f"hold:{hold.id}", payload, SYSTEM_ACTOR, now)
+    audit.append(session, kind, f"hold:{hold.id}", payload, SYSTEM_ACTOR, now, rows=_sealed(hold, deposit))
     return hold
 
 
@@ -662,5 +699,7 @@ def mark_sla_breached(session: Session, hold_id: int, now: datetime) -> bool:
     session.add(hold)
     session.flush()
     payload = _hold_payload(hold, deposit, due_at=hold.due_at)
-    audit.append(session, "hold.sla_breached", f"hold:{hold.id}", payload, SYSTEM_ACTOR, now)
+    audit.append(
+        session, "hold.sla_breached", f"hold:{hold.id}", payload, SYSTEM_ACTOR, now, rows=_sealed(hold, deposit)
+    )
     return True

@@ -99,6 +99,15 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
                 f"error: database error: {first_line}; nothing was changed, check database.url and retry", err=True
             )
             raise typer.Exit(3) from None
+        except (ValueError, TypeError, ArithmeticError, AttributeError) as exc:
+            # A stored value the ORM cannot convert (an amount "1e9", findings "{{"): one line, never a traceback.
+            said = printable(str(exc).strip().splitlines()[0][:200] if str(exc).strip() else "")
+            typer.echo(
+                f"error: a value in the database cannot be read ({type(exc).__name__}: {said}); nothing was changed: "
+                "run `screener audit verify` to find the row",
+                err=True,
+            )
+            raise typer.Exit(2) from None
         except sa_exc.DBAPIError as exc:
             if getattr(exc.orig, "sqlstate", None) != "42501":  # insufficient_privilege: a guard or a GRANT
                 raise

@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from screener.ledger import seals
+from screener.ledger import seals, stored
 from screener.ledger.rules import canonical_json
 from screener.models.ledger import GENESIS_HASH, AuditEvent, AuditHead
 from screener_base.clock import ensure_utc
@@ -128,11 +128,14 @@ def latest_payload(session: Session, subject: str, kind: str) -> dict[str, Any] 
 
 
 def iter_events(session: Session, page: int = VERIFY_PAGE) -> Iterator[AuditEvent]:
-    """All events in seq order, a page at a time (keyset pagination; bounded by the table's size)."""
+    """All events in seq order, a page at a time (keyset pagination; bounded by the table's size).
+
+    Read as stored, so one malformed row never stops a reader: its unreadable ``at`` or ``payload`` is replaced,
+    and ``stored.MALFORMED_KEY`` in the payload says why (verify_chain reports it).
+    """
     after = 0
     while True:
-        stmt = select(AuditEvent).where(col(AuditEvent.seq) > after).order_by(col(AuditEvent.seq)).limit(page)
-        rows = list(session.exec(stmt))
+        rows = [AuditEvent(**row) for row in stored.raw_events(session, after, page)]
         yield from rows
         if len(rows) < page:
             return
@@ -157,6 +160,10 @@ class VerifyReport:
 
 def _check_event(event: AuditEvent, expected_seq: int, prev_hash: str, report: VerifyReport) -> None:
     label = f"event {event.seq} ({event.kind})"
+    unreadable = event.payload.get(stored.MALFORMED_KEY) if isinstance(event.payload, dict) else None
+    if unreadable is not None:
+        report.add(f"{label} is malformed in the database ({unreadable}): it was altered")
+        return
     if event.seq != expected_seq:
         report.add(f"event {expected_seq} is missing (the chain jumps from {expected_seq - 1} to {event.seq})")
     elif event.prev_hash != prev_hash:

@@ -104,6 +104,11 @@ def _check_transfers(
         if debit is None or credit is None:
             problems.append((claim.seq, f"transfer {row.id} (event {claim.seq}) names a missing account"))
             continue
+        for acc in (debit, credit):
+            if acc.asset != row.asset:  # the account's asset column was edited: its balance is in another asset
+                problems.append(
+                    (claim.seq, f"account {acc.name} holds transfer {row.id} of {row.asset} as {acc.asset!r}")
+                )
         spec = TransferSpec(row.id, row.step, row.flags, debit.name, credit.name, row.asset, row.amount, row.pending_id)
         if transfer_digest(spec, row.created_at) != claim.payload.get("digest"):
             diff = _describe_diff(claim.payload, spec, format_at(row.created_at))

@@ -25,7 +25,9 @@ PINNED: dict[str, list[str]] = {
     "screener.demo": ["devnet", "run", "world"],
     "screener.demo.devnet": ["anvil", "deploy", "mixer"],
     "screener.indexes": ["rules", "sources", "store"],
-    "screener.ledger": ["audit", "checkpoint_rules", "checkpoints", "rules", "seals", "store", "stored", "verify", "verify_rows"],
+    "screener.ledger": [
+        "audit", "checkpoint_rules", "checkpoints", "rules", "seals", "store", "stored", "verify", "verify_rows",
+    ],
     "screener.lists": ["refresh", "rules", "store"],
     "screener.models": ["chain", "daemon", "deposits", "ledger", "lists", "screening"],
     "screener.ops": ["alert_rules", "alerts", "logging_setup", "metrics", "outbox_rules", "status"],

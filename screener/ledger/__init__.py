@@ -5,4 +5,14 @@ transaction; verify.py checks the stored rows against the chain; checkpoints.py 
 May import: screener.models, screener.db, screener_base.
 """
 
-__all__ = ["audit", "checkpoint_rules", "checkpoints", "rules", "seals", "store", "stored", "verify", "verify_rows"]
+__all__ = [
+    "audit",
+    "checkpoint_rules",
+    "checkpoints",
+    "rules",
+    "seals",
+    "store",
+    "stored",
+    "verify",
+    "verify_rows",
+]

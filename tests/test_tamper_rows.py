@@ -193,3 +193,24 @@ def test_each_decision_records_the_policy_it_was_made_under(sqlite_engine: Engin
         rows = conn.execute(sa.text("SELECT payload FROM audit_events WHERE kind = 'deposit.credited'")).all()
     first, second = (json.loads(r[0])["policy"] for r in rows)
     assert first.startswith("sha256:") and first != second
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "DELETE FROM list_entries WHERE entity LIKE '%LAZARUS%'",
+        "UPDATE list_entries SET canonical = canonical || 'ff' WHERE id = (SELECT min(id) FROM list_entries)",
+        "INSERT INTO list_entries (version_id, address, canonical, family, tag, entity, programs, profile_id, note) "
+        "SELECT version_id, address, canonical, family, tag, 'ME', programs, profile_id, note "
+        "FROM list_entries LIMIT 1",
+    ],
+    ids=["delete-lazarus", "edit-address", "insert"],
+)
+def test_list_entries_are_those_the_activation_recorded(sealed: Engine, sql: str) -> None:
+    """The issue's case: LAZARUS GROUP's row deleted from list_entries (`lists check` then says "no match")."""
+
+    def edit(conn: Connection) -> None:
+        assert conn.execute(sa.text(sql)).rowcount >= 1
+
+    problems = _problems(sealed, edit)
+    assert any(p.startswith("list_entries of version 1:") and "activated by event" in p for p in problems), problems

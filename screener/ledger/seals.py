@@ -12,6 +12,7 @@ what is compared is what the database stores, and a malformed value is a differe
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
@@ -24,7 +25,7 @@ from sqlmodel import Session
 from screener_base.clock import ensure_utc
 
 # The tables sealed, by the column naming a row (its primary key).
-SEALED_TABLES = {"deposits": "id", "holds": "id", "review_flags": "id"}
+SEALED_TABLES = {"deposits": "id", "holds": "id", "review_flags": "id", "list_versions": "id"}
 ROWS_KEY = "rows"
 
 
@@ -87,3 +88,15 @@ def iter_rows(session: Session, table: str, page: int = 2000) -> Iterable[tuple[
         if len(rows) < page:
             return
         after = rows[-1][key]
+
+
+def entries_digest(session: Session, version_id: int) -> tuple[str, int]:
+    """sha256 of a list version's entries as stored (every column but the row id, in a fixed order), and their
+    count: the activation event commits to it, so an entry deleted, added or edited later shows."""
+    stmt = sa.text("SELECT * FROM list_entries WHERE version_id = :v")
+    rows = [
+        canonical_row({k: v for k, v in dict(r).items() if k != "id"})
+        for r in session.execute(stmt, {"v": version_id}).mappings()
+    ]
+    lines = sorted(json.dumps(r, sort_keys=True, separators=(",", ":"), default=str) for r in rows)
+    return "sha256:" + hashlib.sha256("\n".join(lines).encode()).hexdigest(), len(lines)

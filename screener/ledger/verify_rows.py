@@ -15,7 +15,7 @@ from typing import Any
 from sqlmodel import Session
 
 from screener.ledger.audit import VerifyReport, iter_events
-from screener.ledger.seals import ROWS_KEY, SEALED_TABLES, iter_rows
+from screener.ledger.seals import ROWS_KEY, SEALED_TABLES, entries_digest, iter_rows
 
 
 @dataclass
@@ -24,9 +24,14 @@ class _Table:
     problems: list[str] = field(default_factory=list)
 
 
-def _collect(session: Session) -> dict[str, _Table]:
+def _collect(session: Session, activated: dict[int, tuple[int, str, int]]) -> dict[str, _Table]:
+    """Each sealed row's newest seal; ``activated`` gets each list version's entries digest and count."""
     tables = {name: _Table() for name in SEALED_TABLES}
     for event in iter_events(session):
+        if event.kind == "list.activated" and isinstance(event.payload, dict):
+            version, digest, count = (event.payload.get(k) for k in ("version_id", "entries_digest", "entry_count"))
+            if isinstance(version, int) and isinstance(digest, str) and isinstance(count, int):
+                activated[version] = (event.seq, digest, count)
         rows = event.payload.get(ROWS_KEY) if isinstance(event.payload, dict) else None
         if not isinstance(rows, dict):
             continue
@@ -71,9 +76,24 @@ def _check_table(session: Session, name: str, table: _Table) -> None:
             table.problems.append(f"{name} id {row_id}: sealed by event {seq}, but the row is gone (deleted)")
 
 
+def _check_entries(session: Session, activated: dict[int, tuple[int, str, int]], report: VerifyReport) -> None:
+    for version, (seq, digest, count) in sorted(activated.items()):
+        now_digest, now_count = entries_digest(session, version)
+        if now_digest != digest:
+            report.add(
+                f"list_entries of version {version}: {now_count} stored, {count} activated by event {seq}, and their "
+                "contents differ (an entry was deleted, added or edited behind the CLI)"
+            )
+            return
+
+
 def verify_rows(session: Session, report: VerifyReport) -> VerifyReport:
-    """Add one problem per sealed table with rows that differ from the chain (the first such row, and a count)."""
-    for name, table in _collect(session).items():
+    """Add one problem per sealed table with rows that differ from the chain (the first such row, and a count),
+    and one for the first list version whose entries are not those its activation recorded."""
+    activated: dict[int, tuple[int, str, int]] = {}
+    tables = _collect(session, activated)
+    _check_entries(session, activated, report)
+    for name, table in tables.items():
         _check_table(session, name, table)
         if table.problems:
             more = len(table.problems) - 1

@@ -108,6 +108,17 @@ def _mark_unchanged(
     if active.source_format != BUNDLE_FORMAT and ensure_utc(active.last_verified_at) < now:
         active.last_verified_at = now
         session.add(active)
+        # Freshness decides whether deposits are screened or held: the new row is sealed in the chain.
+        payload = {"version_id": active.id, "last_verified_at": now, "sha256": active.sha256}
+        audit.append(
+            session,
+            "list.verified",
+            f"list_version:{active.id}",
+            payload,
+            "system",
+            now,
+            rows=[("list_versions", active.id)],
+        )
     _record(
         session,
         source,

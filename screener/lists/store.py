@@ -23,6 +23,7 @@ from sanctions_lists.entries import Entry
 from sanctions_lists.fetch import sha256_file
 from sanctions_lists.formats import parse_file
 from sanctions_lists.snapshot import Diff, Provenance, Snapshot, diff
+from screener.ledger import audit, seals
 from screener.lists import rules
 from screener.models.lists import ListEntry, ListRefresh, ListVersion
 from screener.settings import Settings
@@ -229,7 +230,26 @@ def insert_version(session: Session, seq: int, snapshot: Snapshot, now: datetime
         row["programs"] = list(row["programs"])
     if rows:
         session.execute(sa.insert(ListEntry.__table__), rows)  # type: ignore[attr-defined]
+    _audit_activated(session, version, now)
     return version.id
+
+
+def _audit_activated(session: Session, version: ListVersion, now: datetime) -> None:
+    """The chain commits to the version row and to its entries as stored (screener.ledger.seals): a LAZARUS
+    entry deleted in SQL later makes `audit verify` fail instead of `lists check` saying "no match"."""
+    assert version.id is not None
+    digest, count = seals.entries_digest(session, version.id)
+    payload = {"version_id": version.id, "seq": version.seq, "sha256": version.sha256, "source": version.source}
+    payload |= {"entries_digest": digest, "entry_count": count}
+    audit.append(
+        session,
+        "list.activated",
+        f"list_version:{version.id}",
+        payload,
+        "system",
+        now,
+        rows=[("list_versions", version.id)],
+    )
 
 
 # Bounded columns of list_entries (entity and note are TEXT).

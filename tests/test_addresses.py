@@ -153,7 +153,11 @@ def test_remove_unregisters_audits_and_keeps_recorded_deposits(engine: Engine) -
     with session_scope(engine) as s:
         assert add_address(s, family_of, "ethereum", EVM, "acct-right", now) is True
         events = [(e.kind, e.subject, e.actor, e.payload["account"]) for e in s.exec(select(AuditEvent))]
-        assert events == [("deposit_address.removed", f"deposit_address:ethereum:{EVM.lower()}", "alice", "acct-wrong")]
+        removed = [e for e in events if e[0] == "deposit_address.removed"]
+        assert removed == [
+            ("deposit_address.removed", f"deposit_address:ethereum:{EVM.lower()}", "alice", "acct-wrong")
+        ]
+        assert [e[0] for e in events].count("deposit_address.added") == 3  # every registration is audited too
         assert verify_chain(s).ok
         assert [d.account for d in s.exec(select(Deposit))] == ["acct-wrong"]  # recorded deposits stay
     assert _rows(engine) == [("ethereum", "0x" + "ab" * 20, "acct-2"), ("ethereum", EVM.lower(), "acct-right")]
@@ -224,4 +228,4 @@ def test_cli_remove(tmp_path: Path) -> None:
         "see `screener addresses list --chain ethereum`\n"
     )
     verified = _cli(tmp_path, "audit", "verify")
-    assert verified.returncode == 0 and verified.stdout.startswith("ok: 1 events")
+    assert verified.returncode == 0 and verified.stdout.startswith("ok: 2 events")  # added, removed

@@ -22,8 +22,10 @@ from screener.db import session_scope
 from screener.ledger.audit import VerifyReport
 from screener.ledger.seals import SEALED_TABLES
 from screener.ledger.verify_rows import verify_rows
+from screener.pipeline.addresses import add_address
 from screener.review import service as review
 from screener.screening.verdicts import Decision, Verdict
+from screener_base.addresses import Family
 from tests.support.ledger_model import NOW, make_deposit, make_screenable, not_listed
 from tests.support.reliability import SCREENER, clean_env
 from tests.test_db_roles import FRESH, MIXER
@@ -51,6 +53,8 @@ def _seed(engine: Engine) -> Engine:
         flag = review.raise_review_flag(s, credited, [MIXER], "later evidence", NOW)
         review.resolve_flag(s, flag.id or 0, "seen", "alice", NOW)
         review.apply_verdict(s, make_deposit(5, 6), Verdict(Decision.CREDIT), FRESH, NOW)
+        for n, account in ((1, "acct-1"), (2, "acct-2")):
+            add_address(s, lambda _chain: Family.EVM, "ethereum", "0x" + f"{n:02x}" * 20, account, NOW, "alice")
     return engine
 
 
@@ -136,15 +140,23 @@ def _copy_row(name: str, changes: dict[str, Any]) -> Edit:
         ("deposits", {"tx_hash": "0x" + "ee" * 32, "status": "credited"}),
         ("holds", {"deposit_id": 5}),
         ("review_flags", {"rule_id": "inserted"}),
+        ("deposit_addresses", {"address": "0x" + "ab" * 20}),
+        ("list_versions", {"seq": 99}),
     ],
 )
 def test_inserted_and_deleted_rows_are_named(sealed: Engine, name: str, changes: dict[str, Any]) -> None:
     [inserted] = _problems(sealed, _copy_row(name, changes))
     assert f"{name} id " in inserted and "in no audit event" in inserted
     table = _table(name)
-    victim = {"deposits": 5, "holds": 3, "review_flags": 1}[name]  # rows nothing else references
-    [deleted] = _problems(sealed, lambda conn: conn.execute(sa.delete(table).where(table.c.id == victim)))
-    assert f"{name} id {victim}: sealed by event" in deleted and "deleted" in deleted
+    victim = {"deposits": 5, "holds": 3, "review_flags": 1, "deposit_addresses": 2, "list_versions": 1}[name]
+
+    def delete(conn: Connection) -> None:
+        if name == "list_versions":
+            conn.execute(sa.text("DELETE FROM list_entries WHERE version_id = :v"), {"v": victim})
+        conn.execute(sa.delete(table).where(table.c.id == victim))
+
+    problems = _problems(sealed, delete)
+    assert any(f"{name} id {victim}: sealed by event" in p and "deleted" in p for p in problems), problems
 
 
 def test_the_issues_edits_through_the_cli(sqlite_engine: Engine, tmp_path: Path) -> None:

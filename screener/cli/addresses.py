@@ -48,7 +48,7 @@ def add_cmd(
 
     family_of = _family_of()
     with session_scope(state().engine()) as session:
-        added = add_address(session, family_of, chain, address, account, utc_now())
+        added = add_address(session, family_of, chain, address, account, utc_now(), state().operator_id())
     row = validate(family_of, chain, address, account)
     shown = display(family_of(chain), row.address)
     typer.echo(f"{'added' if added else 'already registered'}: {chain} {shown} -> {row.account}")
@@ -96,9 +96,9 @@ def import_cmd(
         text = file.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise AddressError(f"cannot read {file}: {exc}", "check the path and that it is UTF-8 text") from exc
-    family_of = _family_of()
+    family_of, operator = _family_of(), state().operator_id()
     with session_scope(state().engine()) as session:
-        report = import_csv(session, family_of, text, utc_now())
+        report = import_csv(session, family_of, text, utc_now(), operator)
     typer.echo(f"imported {report.added} address(es); {report.already_present} already registered")
 
 

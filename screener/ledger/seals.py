@@ -25,7 +25,13 @@ from sqlmodel import Session
 from screener_base.clock import ensure_utc
 
 # The tables sealed, by the column naming a row (its primary key).
-SEALED_TABLES = {"deposits": "id", "holds": "id", "review_flags": "id", "list_versions": "id"}
+SEALED_TABLES = {
+    "deposits": "id",
+    "holds": "id",
+    "review_flags": "id",
+    "list_versions": "id",
+    "deposit_addresses": "id",
+}
 ROWS_KEY = "rows"
 
 

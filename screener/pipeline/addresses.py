@@ -91,9 +91,21 @@ def _existing(session: Session, chain: str, address: str) -> DepositAddress | No
     ).first()
 
 
-def add_address(session: Session, family_of: FamilyOf, chain: str, address: str, account: str, now: datetime) -> bool:
-    """Register one address; True if added, False if it was already registered to the same account."""
+def add_address(
+    session: Session,
+    family_of: FamilyOf,
+    chain: str,
+    address: str,
+    account: str,
+    now: datetime,
+    actor: str = "system",
+) -> bool:
+    """Register one address; True if added, False if it was already registered to the same account.
+
+    Audited (``deposit_address.added``, the row sealed): which account an address credits decides money.
+    """
     row = validate(family_of, chain, address, account)
+    audit.lock_head(session)  # first lock (lock order)
     found = _existing(session, row.chain, row.address)
     if found is not None:
         if found.account != row.account:
@@ -103,8 +115,12 @@ def add_address(session: Session, family_of: FamilyOf, chain: str, address: str,
                 f"`screener addresses remove {chain} {display(family_of(chain), row.address)}` first",
             )
         return False
-    session.add(DepositAddress(chain=row.chain, address=row.address, account=row.account, created_at=ensure_utc(now)))
+    added = DepositAddress(chain=row.chain, address=row.address, account=row.account, created_at=ensure_utc(now))
+    session.add(added)
     session.flush()
+    payload = {"chain": row.chain, "address": row.address, "account": row.account}
+    subject = f"deposit_address:{row.chain}:{row.address}"
+    audit.append(session, "deposit_address.added", subject, payload, actor, now, rows=[("deposit_addresses", added.id)])
     return True
 
 
@@ -135,9 +151,12 @@ def remove_address(
             f"{display(family, canon)} is not registered on {chain}", f"see `screener addresses list --chain {chain}`"
         )
     payload = {"chain": chain, "address": canon, "account": found.account, "registered_at": found.created_at}
-    audit.append(session, "deposit_address.removed", f"deposit_address:{chain}:{canon}", payload, operator, now)
     session.delete(found)
     session.flush()
+    subject = f"deposit_address:{chain}:{canon}"
+    audit.append(
+        session, "deposit_address.removed", subject, payload, operator, now, rows=[("deposit_addresses", found.id)]
+    )
     log.info("deposit address %s on %s (account %s) removed by %s", canon, chain, found.account, operator)
     return AddressRow(chain=chain, address=canon, account=found.account)
 
@@ -195,9 +214,13 @@ def _check_conflicts(session: Session, rows: list[tuple[int, AddressRow]], repor
     return new
 
 
-def import_csv(session: Session, family_of: FamilyOf, text: str, now: datetime) -> ImportReport:
-    """Import ``chain,address,account`` rows (optional header); all or nothing. Raises AddressImportError."""
+def import_csv(session: Session, family_of: FamilyOf, text: str, now: datetime, actor: str = "system") -> ImportReport:
+    """Import ``chain,address,account`` rows (optional header); all or nothing. Raises AddressImportError.
+
+    One ``deposit_address.imported`` event seals every row added.
+    """
     report = ImportReport()
+    audit.lock_head(session)  # first lock (lock order)
     rows = _parse_rows(family_of, text, report)
     new = _check_conflicts(session, rows, report)
     if report.errors:
@@ -208,9 +231,14 @@ def import_csv(session: Session, family_of: FamilyOf, text: str, now: datetime) 
             f"{len(report.errors)} bad row(s), nothing imported: {shown}", "fix the rows named and import again"
         )
     stamp = ensure_utc(now)
-    session.add_all(DepositAddress(chain=r.chain, address=r.address, account=r.account, created_at=stamp) for r in new)
+    added = [DepositAddress(chain=r.chain, address=r.address, account=r.account, created_at=stamp) for r in new]
+    session.add_all(added)
     session.flush()
     report.added = len(new)
+    if added:
+        payload = {"added": len(added), "already_present": report.already_present}
+        sealed: list[tuple[str, int | None]] = [("deposit_addresses", a.id) for a in added]
+        audit.append(session, "deposit_address.imported", "deposit_addresses", payload, actor, now, rows=sealed)
     return report
 
 

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHES = ("bench_ofac_parse.py", "bench_scan.py")
+BENCHES = ("bench_ofac_parse.py", "bench_scan.py", "bench_audit_verify.py")
 # Each bench finishes in a few minutes on 2 cores; the cap keeps a stuck node from hanging `make bench`.
 TIMEOUT_S = 1800
 

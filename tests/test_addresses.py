@@ -228,4 +228,4 @@ def test_cli_remove(tmp_path: Path) -> None:
         "see `screener addresses list --chain ethereum`\n"
     )
     verified = _cli(tmp_path, "audit", "verify")
-    assert verified.returncode == 0 and verified.stdout.startswith("ok: 2 events")  # added, removed
+    assert verified.returncode == 0 and verified.stdout.startswith("ok: 3 events")  # seals began, added, removed

@@ -32,3 +32,8 @@ def test_ofac_parse_bench_runs() -> None:
 @pytest.mark.anvil
 def test_scan_bench_runs() -> None:
     assert "deposits recorded by ours" in _run("bench_scan.py", "--logs", "2000", "--repeats", "1")
+
+
+def test_audit_verify_bench_runs() -> None:
+    out = _run("bench_audit_verify.py", "--events", "200", "--holds", "40", "--repeats", "1")
+    assert "ratio ours / baseline" in out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 from screener.cli.common import handle_errors, state
@@ -16,7 +18,21 @@ def upgrade_cmd() -> None:
     """Create or upgrade the schema to the newest revision."""
     engine = state().engine(check=False)
     upgrade(engine)
-    typer.echo(f"schema at {schema_revision(engine)}")
+    began = _record_seal_baseline(engine)
+    typer.echo(f"schema at {schema_revision(engine)}" + (f"; rows sealed from now on ({began})" if began else ""))
+
+
+def _record_seal_baseline(engine: Any) -> str | None:
+    """Once per database: which rows predate row seals (docs/security.md). None when already recorded."""
+    from screener.db import session_scope
+    from screener.ledger.audit import record_seal_baseline
+    from screener_base.clock import utc_now
+
+    with session_scope(engine) as s:
+        rows = record_seal_baseline(s, utc_now())
+    if rows is None:
+        return None
+    return ", ".join(f"{t} above id {n}" for t, n in rows.items() if n) or "every row"
 
 
 @db_app.command("status")

@@ -40,6 +40,7 @@ from screener.daemon.leases import (
 from screener.db import check_schema, make_engine, session_scope
 from screener.decide.decide import make_decider
 from screener.indexes.sources import runtime_lookup
+from screener.ledger.audit import record_seal_baseline
 from screener.lists import store as lists_store
 from screener.ops.metrics import MetricsServer, ProcessStats, exposition
 from screener.ops.status import configured_chains
@@ -102,6 +103,8 @@ class Daemon:
 
     def start(self) -> None:
         check_schema(self.engine)
+        with session_scope(self.engine) as session:  # a database made without `db upgrade` gets it here
+            record_seal_baseline(session, self.ctx.now_fn())
         self._sqlite_lock = single_worker_guard(self.engine, self.settings.database.url)
         if self._sqlite_lock is not None:
             self._sqlite_lock.acquire(self.me)

@@ -127,6 +127,17 @@ def latest_payload(session: Session, subject: str, kind: str) -> dict[str, Any] 
     return dict(event.payload) if event is not None and isinstance(event.payload, dict) else None
 
 
+def latest_event(session: Session, subject: str, kind: str) -> AuditEvent | None:
+    """The newest event of ``kind`` about ``subject``, if any."""
+    stmt = (
+        select(AuditEvent)
+        .where(AuditEvent.subject == subject, AuditEvent.kind == kind)
+        .order_by(col(AuditEvent.seq).desc())
+        .limit(1)
+    )
+    return session.exec(stmt).first()
+
+
 def iter_events(session: Session, page: int = VERIFY_PAGE) -> Iterator[AuditEvent]:
     """All events in seq order, a page at a time (keyset pagination; bounded by the table's size).
 
@@ -192,3 +203,15 @@ def verify_chain(session: Session, report: VerifyReport | None = None) -> Verify
     elif head.hash != prev_hash:
         report.add(f"the audit head hash does not match event {last}")
     return report
+
+
+def record_seal_baseline(session: Session, now: datetime) -> dict[str, int] | None:
+    """Once per database, before any seal: the highest id of each sealed table, so rows written before sealing
+    existed are told from rows inserted behind the CLI later (screener.ledger.verify_rows). None if recorded."""
+    lock_head(session)
+    recorded = select(AuditEvent.seq).where(AuditEvent.kind == seals.BASELINE_KIND).limit(1)
+    if session.exec(recorded).first() is not None:
+        return None
+    rows = seals.baseline_rows(session)
+    append(session, seals.BASELINE_KIND, "seals", {"pre_sealing_max_ids": rows}, "system", now)
+    return rows

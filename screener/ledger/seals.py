@@ -33,6 +33,9 @@ SEALED_TABLES = {
     "deposit_addresses": "id",
 }
 ROWS_KEY = "rows"
+# Recorded once, by `screener db upgrade`: the highest id of each sealed table when sealing began. Rows up to it
+# predate sealing and are not checked; every other row (any id above it, or zero and below) must carry a seal.
+BASELINE_KIND = "audit.seals_began"
 
 
 def row_key(table: str, row_id: int) -> str:
@@ -106,3 +109,12 @@ def entries_digest(session: Session, version_id: int) -> tuple[str, int]:
     ]
     lines = sorted(json.dumps(r, sort_keys=True, separators=(",", ":"), default=str) for r in rows)
     return "sha256:" + hashlib.sha256("\n".join(lines).encode()).hexdigest(), len(lines)
+
+
+def baseline_rows(session: Session) -> dict[str, int]:
+    """The highest id of each sealed table now (0 for an empty table)."""
+    found = {}
+    for table, key in SEALED_TABLES.items():
+        value = session.execute(sa.text(f"SELECT max({key}) FROM {table}")).scalar()
+        found[table] = int(value) if isinstance(value, int) and value > 0 else 0
+    return found

@@ -15,31 +15,103 @@ from typing import Any
 from sqlmodel import Session
 
 from screener.ledger.audit import VerifyReport, iter_events
-from screener.ledger.seals import ROWS_KEY, SEALED_TABLES, entries_digest, iter_rows
+from screener.ledger.seals import BASELINE_KIND, ROWS_KEY, SEALED_TABLES, entries_digest, iter_rows
+
+# Columns that never change after a row is first sealed: a later seal of another value (the next legitimate
+# decision sealing an edit made in SQL before it) is still an edit.
+IMMUTABLE = {
+    "deposits": (
+        "chain", "tx_hash", "log_index", "block_number", "block_hash", "block_time", "token_symbol",
+        "token_contract", "decimals", "amount_raw", "from_address", "initiator", "to_address", "account",
+        "observed_at",
+    ),
+    "holds": ("deposit_id", "pending_transfer_id", "opened_at"),
+    "review_flags": ("deposit_id", "rule_id", "matched_address", "raised_at"),
+    "list_versions": (
+        "seq", "source", "source_format", "sha256", "size_bytes", "fetched_at", "published_at", "activated_at",
+        "entry_count", "counts", "meta",
+    ),
+    "deposit_addresses": ("chain", "address", "account", "created_at"),
+}  # fmt: skip
+# Who acted, per row: the column, and the event kinds whose actor it must be.
+ACTORS = {
+    "holds": (
+        ("release_requested_by", ("hold.release_requested",)),
+        ("resolved_by", ("hold.released", "hold.rejected", "hold.cleared")),
+    ),
+    "review_flags": (("resolved_by", ("flag.resolved",)),),
+}
+_SUBJECT_TABLE = {"hold": "holds", "flag": "review_flags"}
 
 
 @dataclass
 class _Table:
     seals: dict[int, tuple[int, dict[str, Any] | None]] = field(default_factory=dict)  # id -> (seq, row | None)
+    baseline: int = 0  # rows 1..baseline predate sealing (audit.seals_began)
+    first: dict[int, tuple[int, dict[str, Any]]] = field(default_factory=dict)  # id -> its first seal
+    actors: dict[tuple[int, str], tuple[int, str]] = field(default_factory=dict)  # (id, kind) -> (seq, actor)
     problems: list[str] = field(default_factory=list)
+
+
+def _take_baseline(tables: dict[str, _Table], ids: Any) -> None:
+    for name, entry in tables.items():
+        value = ids.get(name) if isinstance(ids, dict) else None
+        entry.baseline = value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def _collect(session: Session, activated: dict[int, tuple[int, str, int]]) -> dict[str, _Table]:
     """Each sealed row's newest seal; ``activated`` gets each list version's entries digest and count."""
     tables = {name: _Table() for name in SEALED_TABLES}
+    closed = False  # a baseline counts only before any seal: a later one cannot widen what goes unchecked
     for event in iter_events(session):
+        if event.kind == BASELINE_KIND and not closed and isinstance(event.payload, dict):
+            closed = True
+            _take_baseline(tables, event.payload.get("pre_sealing_max_ids"))
         if event.kind == "list.activated" and isinstance(event.payload, dict):
             version, digest, count = (event.payload.get(k) for k in ("version_id", "entries_digest", "entry_count"))
             if isinstance(version, int) and isinstance(digest, str) and isinstance(count, int):
                 activated[version] = (event.seq, digest, count)
+        _note_actor(tables, event.subject, event.kind, event.seq, event.actor)
         rows = event.payload.get(ROWS_KEY) if isinstance(event.payload, dict) else None
         if not isinstance(rows, dict):
             continue
+        closed = True
         for key, sealed in rows.items():
             table, _, raw = str(key).partition(":")
             if table in tables and raw.isascii() and raw.isdigit():
-                tables[table].seals[int(raw)] = (event.seq, sealed if isinstance(sealed, dict) else None)
+                row = sealed if isinstance(sealed, dict) else None
+                tables[table].seals[int(raw)] = (event.seq, row)
+                if row is not None:
+                    tables[table].first.setdefault(int(raw), (event.seq, row))
     return tables
+
+
+def _note_actor(tables: dict[str, _Table], subject: str, kind: str, seq: int, actor: str) -> None:
+    prefix, _, raw = subject.partition(":")
+    name = _SUBJECT_TABLE.get(prefix)
+    if name is not None and raw.isascii() and raw.isdigit():
+        tables[name].actors[(int(raw), kind)] = (seq, actor)
+
+
+def _semantic(name: str, table: _Table, row_id: int, row: dict[str, Any]) -> str | None:
+    """An immutable column changed since the first seal, or a who-acted column that is not its event's actor."""
+    first = table.first.get(row_id)
+    for column in IMMUTABLE.get(name, ()) if first is not None else ():
+        assert first is not None
+        if row.get(column) != first[1].get(column):
+            was = _short(first[1].get(column))
+            return f"column {column} is {_short(row.get(column))}, first sealed as {was} by event {first[0]}"
+    for column, kinds in ACTORS.get(name, ()):
+        value = row.get(column)
+        if value is None:
+            continue
+        recorded = [table.actors[(row_id, k)] for k in kinds if (row_id, k) in table.actors]
+        if not recorded:
+            return f"column {column} is {_short(value)}, but no audit event records that person acting"
+        seq, actor = max(recorded)
+        if actor != value:
+            return f"column {column} is {_short(value)}, but event {seq} records {_short(actor)} acting"
+    return None
 
 
 def _difference(row: dict[str, Any], sealed: dict[str, Any]) -> str:
@@ -55,7 +127,6 @@ def _short(value: Any) -> str:
 
 
 def _check_table(session: Session, name: str, table: _Table) -> None:
-    first = min(table.seals) if table.seals else None
     present: set[int] = set()
     for row_id, row in iter_rows(session, name):
         present.add(row_id)
@@ -63,7 +134,7 @@ def _check_table(session: Session, name: str, table: _Table) -> None:
         where = f"{name} id {row_id}"
         if sealed is None:
             undecided = name == "deposits" and row.get("status") == "recorded"
-            if first is not None and row_id > first and not undecided:
+            if not (1 <= row_id <= table.baseline or undecided):
                 table.problems.append(f"{where}: the row is in no audit event (inserted behind the CLI's back)")
         elif sealed[1] is None:
             table.problems.append(f"{where}: event {sealed[0]} recorded it as deleted, but it exists")
@@ -71,6 +142,8 @@ def _check_table(session: Session, name: str, table: _Table) -> None:
             table.problems.append(
                 f"{where}: {_difference(row, sealed[1])} by event {sealed[0]} (edited behind the CLI)"
             )
+        elif (why := _semantic(name, table, row_id, row)) is not None:
+            table.problems.append(f"{where}: {why} (edited behind the CLI, then sealed again)")
     for row_id, (seq, sealed_row) in sorted(table.seals.items()):
         if sealed_row is not None and row_id not in present:
             table.problems.append(f"{name} id {row_id}: sealed by event {seq}, but the row is gone (deleted)")

@@ -405,7 +405,7 @@ def approve_hold(
     operator, now = require_operator(operator), ensure_utc(now)
     note = (reason or "").strip() or None
     hold, deposit = _lock_hold(session, hold_id)
-    check_can_approve(hold_label(hold.id), hold.state, hold.release_requested_by, operator)
+    check_can_approve(hold_label(hold.id), hold.state, _recorded_requester(session, hold), operator)
     _check_identity_kept(session, hold, identity)
     fresh = screen_now(session, deposit)
     _check_fresh(hold, deposit, fresh)
@@ -425,6 +425,22 @@ def approve_hold(
     )
     audit.append(session, "hold.released", f"hold:{hold.id}", payload, operator, now, rows=_sealed(hold, deposit))
     return hold
+
+
+def _recorded_requester(session: Session, hold: Hold) -> str | None:
+    """Who requested the release, as the audit trail says; ReviewError when the row says someone else (it was
+    edited behind the CLI: four-eyes must not compare against a typed-in requester)."""
+    if hold.state != HoldState.AWAITING_APPROVAL:
+        return hold.release_requested_by
+    event = audit.latest_event(session, f"hold:{hold.id}", "hold.release_requested")
+    if event is None or not same_operator(event.actor, hold.release_requested_by):
+        recorded = event.actor if event is not None else "nobody"
+        raise ReviewError(
+            f"hold {hold_label(hold.id)} says its release was requested by {hold.release_requested_by!r}, but the "
+            f"audit trail says {recorded!r}: the row was changed outside screener",
+            "nothing was changed; run `screener audit verify` and restore the row before deciding",
+        )
+    return event.actor
 
 
 def _attest_approval(

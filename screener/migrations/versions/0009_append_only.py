@@ -23,7 +23,7 @@ CREATE OR REPLACE FUNCTION public.screener_append_only() RETURNS trigger LANGUAG
 SET search_path = pg_catalog, public AS $fn$
 BEGIN
   IF pg_has_role(session_user, (SELECT relowner FROM pg_class WHERE oid = TG_RELID), 'MEMBER') THEN
-    RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+    RETURN CASE WHEN TG_LEVEL = 'STATEMENT' THEN NULL WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
   END IF;
   RAISE EXCEPTION '% is append-only: % refused for %', TG_TABLE_NAME, TG_OP, session_user
     USING ERRCODE = '42501';
@@ -41,6 +41,11 @@ def upgrade() -> None:
                 f"CREATE TRIGGER screener_append_only BEFORE UPDATE OR DELETE ON {table} "
                 "FOR EACH ROW EXECUTE FUNCTION public.screener_append_only()"
             )
+            # TRUNCATE fires no row trigger: a role granted TRUNCATE would empty the table otherwise.
+            op.execute(
+                f"CREATE TRIGGER screener_append_only_truncate BEFORE TRUNCATE ON {table} "
+                "FOR EACH STATEMENT EXECUTE FUNCTION public.screener_append_only()"
+            )
         return
     for table in TABLES:
         for action in ("UPDATE", "DELETE"):
@@ -55,6 +60,7 @@ def downgrade() -> None:
     if bind.dialect.name == "postgresql":
         for table in TABLES:
             op.execute(f"DROP TRIGGER IF EXISTS screener_append_only ON {table}")
+            op.execute(f"DROP TRIGGER IF EXISTS screener_append_only_truncate ON {table}")
         op.execute("DROP FUNCTION IF EXISTS public.screener_append_only()")
         return
     for table in TABLES:

@@ -117,13 +117,7 @@ def events_for(session: Session, subjects: list[str]) -> list[AuditEvent]:
 
 def latest_payload(session: Session, subject: str, kind: str) -> dict[str, Any] | None:
     """The payload of the newest event of ``kind`` about ``subject``, if any."""
-    stmt = (
-        select(AuditEvent)
-        .where(AuditEvent.subject == subject, AuditEvent.kind == kind)
-        .order_by(col(AuditEvent.seq).desc())
-        .limit(1)
-    )
-    event = session.exec(stmt).first()
+    event = latest_event(session, subject, kind)
     return dict(event.payload) if event is not None and isinstance(event.payload, dict) else None
 
 

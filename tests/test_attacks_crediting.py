@@ -28,6 +28,7 @@ from screener.decide import credit
 from screener.decide.decide import decide_deposits
 from screener.decide.holds import rescreen_open_holds
 from screener.decide.rescreen import make_list_hook
+from screener.ledger import audit
 from screener.ledger import store as ledger
 from screener.ledger.audit import verify_chain
 from screener.ledger.verify import verify_ledger
@@ -215,6 +216,9 @@ def test_case2b_a_gate_match_voids_a_request_made_before_the_listing(engine: Eng
         # alice's request, recorded as if the gate had passed (it was asked before the list had this entry)
         hold.state, hold.release_requested_by = HoldState.AWAITING_APPROVAL, "alice"
         s.add(hold)
+        s.flush()
+        request = {"hold": f"H-{hold_id}", "state": hold.state, "verdict": hold.verdict, "reason": "ok"}
+        audit.append(s, "hold.release_requested", f"hold:{hold_id}", request, "alice", datetime.now(UTC))
     _refused(lambda: _approve(engine, settings, hold_id, "bob"), LAZARUS, "never credited")
     hold = _hold(engine, hold_id)
     assert (hold.verdict, hold.state) == ("BLOCK", HoldState.OPEN)

@@ -19,7 +19,7 @@ from screener.db import session_scope
 from screener.ledger import audit
 from screener.ledger import checkpoints as cps
 from screener.ledger.audit import verify_chain
-from screener.ledger.checkpoint_rules import checkpoint_json
+from screener.ledger.checkpoint_rules import CHECKPOINT_NAMESPACE, checkpoint_json
 from screener.models.daemon import AlertOutbox
 from screener.settings import Settings
 from tests.support.ledger_model import NOW
@@ -109,7 +109,7 @@ def test_cli_checkpoint_then_verify_with_the_file_and_the_head(sqlite_engine: En
 
 
 def test_signed_checkpoints_verify_and_a_forged_one_does_not(sqlite_engine: Engine, tmp_path: Path) -> None:
-    from tests.test_signing import _keygen
+    from tests.test_signing import _keygen, _sign_with
 
     keys = {name: _keygen(tmp_path, name) for name in ("alice", "mallory")}
     pub = " ".join(keys["alice"].with_suffix(".pub").read_text().split()[:2])
@@ -144,7 +144,12 @@ def test_signed_checkpoints_verify_and_a_forged_one_does_not(sqlite_engine: Engi
         str(file),
         **{"SCREENER_REVIEW__SIGNING_KEY_PATH": str(keys["mallory"])},
     )
-    assert forged.returncode == 0  # the checkpoint is only printed; the file is checked later
+    assert forged.returncode == 2 and "nothing was appended" in forged.stderr  # checked at once
+    # ... so mallory writes the line herself, signed with her key and naming alice
+    with session_scope(sqlite_engine) as s:
+        cp = cps.take(s, NOW, _sign_with(keys["mallory"], CHECKPOINT_NAMESPACE), "alice")
+    with file.open("a") as fh:
+        fh.write(checkpoint_json(cp) + "\n")
     res = _cli(cfg, "audit", "verify", "--checkpoints", str(file), "--json")
     assert res.returncode == 1
     problems = json.loads(res.stdout)["problems"]
@@ -164,3 +169,37 @@ def test_the_daemon_job_keeps_and_sends_a_checkpoint_once_per_head(sqlite_engine
     with session_scope(sqlite_engine) as s:
         sent = s.exec(select(AlertOutbox).where(AlertOutbox.kind == "audit_checkpoint")).all()
     assert [json.loads(a.payload["checkpoint"])["seq"] for a in sent] == [4, 5]
+
+
+def test_bad_arguments_to_verify_are_errors_not_tampering(sqlite_engine: Engine, tmp_path: Path) -> None:
+    """A typo in what the auditor passes is exit 2 (the check could not run), never exit 1 (tampering)."""
+    _events(sqlite_engine, 3)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[database]\nurl = "{sqlite_engine.url}"\n')
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    for args, said in (
+        (["--expect-head", "abc"], "is not a head hash"),
+        (["--checkpoints", str(empty)], "holds no checkpoints"),
+        (["--signed-from", "1000"], "past the chain's end"),
+    ):
+        res = _cli(cfg, "audit", "verify", *args)
+        assert res.returncode == 2 and said in res.stderr and len(res.stderr.splitlines()) == 1, (args, res.stderr)
+
+
+def test_a_database_from_before_row_seals_is_told_to_upgrade(sqlite_engine: Engine, tmp_path: Path) -> None:
+    """Rows with no seal and no baseline anywhere in the chain: written by an older version, exit 2 with the
+    remedy; after `db upgrade` records the baseline, verify passes."""
+    with sqlite_engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO deposit_addresses (chain, address, account, created_at) "
+                "VALUES ('ethereum', '0x' || hex(randomblob(20)), 'old', '2025-01-01 00:00:00.000000')"
+            )
+        )
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[database]\nurl = "{sqlite_engine.url}"\n')
+    res = _cli(cfg, "audit", "verify")
+    assert res.returncode == 2 and "predates row seals" in res.stderr and "db upgrade" in res.stderr, res.stderr
+    assert _cli(cfg, "db", "upgrade").returncode == 0
+    assert _cli(cfg, "audit", "verify").returncode == 0

@@ -349,11 +349,11 @@ def test_bad_input_is_one_line_and_changes_nothing(bad_cli: Cli, case: str) -> N
 @pytest.mark.parametrize(
     ("sql", "message"),
     [
-        ('UPDATE audit_events SET payload = \'{"state": "open"}\' WHERE seq = 5', "event 5 (hold.opened) was altered"),
-        ("DELETE FROM audit_events WHERE seq = 3", "event 3 is missing"),
+        ('UPDATE audit_events SET payload = \'{"state": "open"}\' WHERE seq = 6', "event 6 (hold.opened) was altered"),
+        ("DELETE FROM audit_events WHERE seq = 4", "event 4 is missing"),
         (
             "UPDATE ledger_transfers SET amount = '2500001' WHERE step = 'hold' AND amount = '2500000'",
-            "no longer matches event 2",
+            "no longer matches event 3",
         ),
         (
             "UPDATE ledger_accounts SET credits_pending = '1' WHERE name = 'customer:acct-1' AND asset = 'USDT@bsc'",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -62,6 +63,16 @@ def test_demo_finishes_with_held_and_credited_deposits(tmp_path: Path) -> None:
         ("carol", "held", "BLOCK"),
         ("dave", "held", "HOLD"),
     ]
+    # The daemon kept the chain's head beside the database, the last one as it stopped.
+    lines = (workdir / "checkpoints.jsonl").read_text().splitlines()
+    verified = subprocess.run(
+        [sys.executable, "-m", "screener", "--config", str(workdir / "demo.toml"), "audit", "verify", "--json",
+         "--checkpoints", str(workdir / "checkpoints.jsonl")],
+        capture_output=True, text=True, timeout=120, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    report = json.loads(verified.stdout)
+    assert verified.returncode == 0 and report["checkpoints"]["matched"] == len(lines), verified.stderr
+    assert report["checkpoints"]["last_matching"]["seq"] == report["head_seq"]  # the final one, taken on stop
 
 
 def test_fresh_database_says_whether_a_previous_demo_is_replaced(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from screener.cli.common import echo_json, handle_errors, state
+from screener_base.errors import AuditError
 from screener_base.text import printable
 
 if TYPE_CHECKING:
@@ -56,19 +57,31 @@ def _check_outside(
 
     summary: dict[str, Any] | None = None
     if checkpoints is not None:
-        judged = cps.judge_text(s, cps.read(checkpoints), report.head_seq, _signature_checker())
+        text = cps.read(checkpoints)
+        if not text.strip():
+            raise AuditError(
+                f"checkpoint file {checkpoints} holds no checkpoints", "pass the file the daemon appends to"
+            )
+        checker = _signature_checker()
+        judged = cps.judge_text(s, text, report.head_seq, checker)
         for problem in judged.problems:
             report.add(problem)
         last = judged.last_good
         summary = {
             "matched": len(judged.matched),
             "last_matching": {"seq": last.seq, "at": last.at, "line": last.line} if last else None,
+            "signatures_checked": checker is not None,
         }
     if expect_head is not None:
         wanted = expect_head.strip().lower()
+        if len(wanted) != 64 or any(c not in "0123456789abcdef" for c in wanted):
+            raise AuditError(f"--expect-head {expect_head!r} is not a head hash", "pass the 64 hex digits noted")
         found = wanted == GENESIS_HASH or s.exec(select(AuditEvent.seq).where(AuditEvent.hash == wanted)).first()
         if not found:
-            report.add(f"head hash {wanted[:16]}... noted earlier is no longer in the chain (its tail was rewritten)")
+            report.add(
+                f"head hash {wanted[:16]}... noted earlier is no longer in the chain (its tail was cut or rewritten)"
+            )
+        summary = {**(summary or {}), "expected_head_found": bool(found)}
     return summary
 
 
@@ -93,10 +106,13 @@ def _print_ok(report: VerifyReport, signed: Any, declared: int, outside: dict[st
             f"; {signed.unsigned_before_signing} made before signing was on" if signed.unsigned_before_signing else ""
         )
         typer.echo(f"signatures: {signed.signed} signed decision(s) verified with ssh-keygen{before}")
-    if outside is not None:
+    if outside is not None and "matched" in outside:
         last = outside["last_matching"]
         tail = f"; the newest is seq {last['seq']} of {last['at']}" if last else ""
-        typer.echo(f"checkpoints: {outside['matched']} match the chain{tail}")
+        unchecked = "" if outside["signatures_checked"] else " (signatures not checked: review.signing is off)"
+        typer.echo(f"checkpoints: {outside['matched']} match the chain{tail}{unchecked}")
+    if outside is not None and outside.get("expected_head_found"):
+        typer.echo("expected head: still in the chain")
     if declared:
         # Not a failure: the configuration allowed it. But those names were typed, not authenticated.
         typer.echo(f"note: {declared} decision(s) were made under a declared identity (review.identity = declared)")
@@ -139,6 +155,11 @@ def verify_cmd(
         engine = engine.execution_options(isolation_level="REPEATABLE READ")
     with session_scope(engine) as s:
         report = verify_chain(s)
+        if signed_from > report.head_seq + 1:
+            raise AuditError(
+                f"--signed-from {signed_from} is past the chain's end (seq {report.head_seq})",
+                "pass the seq of the first event made with signing on (every decision after it must be signed)",
+            )
         malformed = malformed_rows(s)
         for problem in malformed:
             report.add(problem)
@@ -191,6 +212,14 @@ def checkpoint_cmd(
     signer = state().actor().name if sign is not None else None
     with session_scope(state().engine()) as s:
         cp = cps.take(s, utc_now(), sign, signer)
+    checker = _signature_checker() if sign is not None else None
+    problem = checker(cp) if checker is not None else None
+    if problem is not None:  # a checkpoint nobody can verify later is worse than none: say so now
+        raise AuditError(
+            f"your signed checkpoint {problem}",
+            f"list your key for namespace {CHECKPOINT_NAMESPACE} too in the allowed-signers file "
+            f'(namespaces="screener-review,{CHECKPOINT_NAMESPACE}"); nothing was appended',
+        )
     if append:
         cps.append(Path(append), cp)
     typer.echo(checkpoint_json(cp))

@@ -110,7 +110,11 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
             raise typer.Exit(2) from None
         except sa_exc.DBAPIError as exc:
             if getattr(exc.orig, "sqlstate", None) != "42501":  # insufficient_privilege: a guard or a GRANT
-                raise
+                first_line = printable(str(exc.orig or exc).strip().splitlines()[0])
+                typer.echo(
+                    f"error: database error: {first_line}; nothing was changed, check database.url and retry", err=True
+                )
+                raise typer.Exit(3) from None
             first_line = str(exc.orig).strip().splitlines()[0]
             typer.echo(
                 f"error: the database refused this for your login: {first_line}; nothing was changed "

@@ -23,7 +23,9 @@ if TYPE_CHECKING:
 
     from screener.review.signing import Signing
 
-holds_app = typer.Typer(help="Deposits on hold: list, inspect, release, approve, reject, note, export.")
+holds_app = typer.Typer(
+    help="Deposits on hold: list, inspect, release, approve, withdraw, reject, note, rescreen, export."
+)
 flags_app = typer.Typer(help="Review flags on deposits already credited.")
 
 ID_HELP = "hold id as shown by `holds list`, e.g. H-42 or 42"

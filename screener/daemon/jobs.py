@@ -328,9 +328,12 @@ class Jobs:
 
     def checkpoint_audit(self, *, final: bool = False) -> None:
         """``final``: the last one, taken by a stopping worker after its other jobs finished."""
-        if final:
+        if final:  # no lease: the worker is stopping (so _leased gives none); a second copy of a head is harmless
+            ctx = self.ctx
             try:
-                self._checkpoint_audit()
+                cp = write_checkpoint(ctx.engine, ctx.settings, ctx.now_fn(), self._checkpointed_seq)
+                if cp is not None:
+                    log.info("final audit checkpoint: seq %d head %s", cp.seq, cp.head_hash)
             except Exception as exc:  # a stop must still finish
                 log.warning("final audit checkpoint not taken: %s", redact_text(f"{type(exc).__name__}: {exc}"))
             return

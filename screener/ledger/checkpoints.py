@@ -53,7 +53,7 @@ def append(path: Path, cp: Checkpoint) -> None:
     except OSError as exc:
         raise AuditError(
             f"cannot append the checkpoint to {path}: {exc.strerror or exc}",
-            "make audit.checkpoint_path writable (its directory must exist or be creatable)",
+            "make the checkpoint file writable (its directory must exist or be creatable)",
         ) from exc
 
 

@@ -16,6 +16,7 @@ from sqlmodel import Session
 
 from screener.ledger.audit import VerifyReport, iter_events
 from screener.ledger.seals import BASELINE_KIND, ROWS_KEY, SEALED_TABLES, entries_digest, iter_rows
+from screener_base.errors import AuditError
 
 # Columns that never change after a row is first sealed: a later seal of another value (the next legitimate
 # decision sealing an edit made in SQL before it) is still an edit.
@@ -48,6 +49,7 @@ _SUBJECT_TABLE = {"hold": "holds", "flag": "review_flags"}
 class _Table:
     seals: dict[int, tuple[int, dict[str, Any] | None]] = field(default_factory=dict)  # id -> (seq, row | None)
     baseline: int = 0  # rows 1..baseline predate sealing (audit.seals_began)
+    baseline_recorded: bool = False
     first: dict[int, tuple[int, dict[str, Any]]] = field(default_factory=dict)  # id -> its first seal
     actors: dict[tuple[int, str], tuple[int, str]] = field(default_factory=dict)  # (id, kind) -> (seq, actor)
     problems: list[str] = field(default_factory=list)
@@ -57,6 +59,7 @@ def _take_baseline(tables: dict[str, _Table], ids: Any) -> None:
     for name, entry in tables.items():
         value = ids.get(name) if isinstance(ids, dict) else None
         entry.baseline = value if isinstance(value, int) and not isinstance(value, bool) else 0
+        entry.baseline_recorded = True
 
 
 def _collect(session: Session, activated: dict[int, tuple[int, str, int]]) -> dict[str, _Table]:
@@ -168,6 +171,15 @@ def verify_rows(session: Session, report: VerifyReport) -> VerifyReport:
     _check_entries(session, activated, report)
     for name, table in tables.items():
         _check_table(session, name, table)
+    unsealed = any(p.endswith("(inserted behind the CLI's back)") for t in tables.values() for p in t.problems)
+    if unsealed and not any(t.seals or t.baseline_recorded for t in tables.values()):
+        # Nothing in the chain is sealed and no baseline says what predates sealing: a database written by a
+        # version before row seals, not (necessarily) tampering. Fail closed, as "could not check".
+        raise AuditError(
+            "this database predates row seals: its rows were never committed to the audit chain",
+            "run `screener db upgrade` once (it records which rows predate sealing), then verify again",
+        )
+    for name, table in tables.items():
         if table.problems:
             more = len(table.problems) - 1
             report.add(table.problems[0] + (f" (and {more} more row problem(s) in {name})" if more else ""))

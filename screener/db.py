@@ -142,6 +142,13 @@ def head_revision() -> str | None:
 
 def check_schema(engine: Engine) -> None:
     """Raise StorageError unless the database is reachable and at the newest schema revision."""
+    path = engine.url.database if engine.dialect.name == "sqlite" else None
+    if path and path != ":memory:" and not Path(path).exists():
+        # Connecting would create an empty file at a mistyped path (and then advise `db upgrade` on it).
+        raise StorageError(
+            f"the SQLite database {path} does not exist",
+            "check database.url; `screener db upgrade` creates a new database there if that is what you want",
+        )
     try:
         current = schema_revision(engine)
     except sa.exc.OperationalError as exc:

@@ -187,7 +187,8 @@ CONFIG_CASES = [
     ("db-url-malformed", "URL:postgresql+psycopg://postgres@[::1:5432/x", ("database.url",)),
     ("db-url-bad-port", "URL:postgresql+psycopg://postgres@127.0.0.1:99999/x", ("database",)),
     ("db-url-refused", "URL:postgresql://nobody@127.0.0.1:1/db", ("cannot connect",)),
-    ("db-url-missing-dir", "URL:sqlite:////nonexistent/dir/s.db", ("cannot connect",)),
+    ("db-url-missing-dir", "URL:sqlite:////nonexistent/dir/s.db", ("does not exist",)),
+    ("db-url-mistyped-file", "URL:sqlite:///{dir}/mistyped.db", ("does not exist",)),
     ("db-url-empty-database", "URL:sqlite:///{dir}/empty.db", ("schema",)),
 ]
 
@@ -200,6 +201,8 @@ def _config_text(world: World, extra: str | None) -> str:
         return _base_config(world.url).replace(old, new)
     if extra.startswith("URL:"):
         url = extra[4:].format(dir=world.dir)
+        if url.endswith("/empty.db"):
+            (world.dir / "empty.db").touch()  # an existing file with no schema (a mistyped one does not exist)
         value = url if url.isdigit() else f'"{url}"'
         return _base_config(world.url).replace(f'url = "{world.url}"', f"url = {value}")
     if extra.startswith("["):

@@ -211,7 +211,13 @@ def _config_text(world: World, extra: str | None) -> str:
 
 
 # Only connecting finds these (checked through the CLI below, not by loading the settings).
-CONNECT_ONLY = {"db-url-bad-port", "db-url-refused", "db-url-missing-dir", "db-url-empty-database"}
+CONNECT_ONLY = {
+    "db-url-bad-port",
+    "db-url-refused",
+    "db-url-missing-dir",
+    "db-url-mistyped-file",
+    "db-url-empty-database",
+}
 LOAD_CASES = [c for c in CONFIG_CASES if c[0] not in CONNECT_ONLY]
 
 

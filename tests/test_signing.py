@@ -299,3 +299,13 @@ def test_a_wildcard_principal_in_allowed_signers_is_refused(world: World) -> Non
     _refused(world.cli("mallory", *release), "are a pattern")
     _refused(world.cli("alice", "audit", "verify"), "are a pattern")
     assert snapshot(world.engine) == before
+
+
+def test_a_malformed_allowed_signers_file_is_a_configuration_error(world: World) -> None:
+    """A line with no key on it is the auditor's configuration, not a forged signature: exit 2, named."""
+    world.allowed.write_text(world.allowed.read_text() + "garbage line\n")
+    _refused(world.cli("alice", "audit", "verify"), "line 4 is not an allowed-signers entry")
+    _refused(
+        world.cli("alice", "--operator", "alice", "holds", "release", f"H-{world.big}", "--reason", "ok"),
+        "not an allowed-signers entry",
+    )

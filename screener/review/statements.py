@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import itertools
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -148,6 +149,22 @@ def check_allowed_signers(text: str, source: str) -> None:
                 f"{source} line {number}: principals {fields[0]!r} are a pattern, not names",
                 "list each reviewer by their exact login name (comma-separated names are fine)",
             )
+        if not any(_is_key(kind, blob) for kind, blob in itertools.pairwise(fields[1:])):
+            raise ReviewError(
+                f"{source} line {number} is not an allowed-signers entry (no public key on it)",
+                'write `NAME namespaces="screener-review" KEYTYPE BASE64`, as in the .pub file (man ssh-keygen)',
+            )
+
+
+def _is_key(kind: str, blob: str) -> bool:
+    """``kind blob`` is an OpenSSH public key: the blob decodes and names the same key type."""
+    if not (kind.startswith(("ssh-", "ecdsa-", "sk-")) and blob.startswith("AAAA")):
+        return False
+    try:
+        named, _ = _take(base64.b64decode(blob, validate=True), 0)
+    except (ValueError, binascii.Error):
+        return False
+    return named == kind.encode()
 
 
 def check_two_keys(request_key: str | None, approval_key: str, label: str) -> None:

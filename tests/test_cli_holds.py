@@ -136,7 +136,10 @@ def test_review_workflow_end_to_end(cli: Cli) -> None:
     ]
     assert [h["id"] for h in json.loads(cli.ok("holds", "list", "--state", "open", "--json"))] == ["H-3", "H-4"]
     assert "awaiting_approval (alice)" in cli.ok("holds", "list")
-    assert "approved by bob" in cli.ok("holds", "approve", "H-2", operator="bob")
+    assert "approved by bob" in cli.ok("holds", "approve", "H-2", "--reason", "checked the delisting", operator="bob")
+    assert "by bob [declared identity]: checked the delisting (approving: OFAC delisted)" in cli.ok(
+        "holds", "show", "H-2"
+    )
     assert "funds moved to return_payable" in cli.ok(
         "holds", "reject", "H-3", "--reason", "customer unknown", "--to", "return", operator="carol"
     )

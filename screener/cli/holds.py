@@ -181,6 +181,8 @@ def _render_detail(r: dict[str, Any]) -> str:
     for e in r["history"]:
         p = e["payload"]
         said = p.get("reason") or p.get("text") or ""
+        if p.get("approval_note"):  # an approval: its own note, then the reason it approved
+            said = f"{p['approval_note']} (approving: {said})"
         # A name typed, not authenticated (review.identity = declared): an auditor must be able to tell.
         who = e["actor"] + (" [declared identity]" if p.get("identity") == "declared" else "")
         who += f" [signed {p['signed_key']}]" if isinstance(p.get("signed_key"), str) else ""

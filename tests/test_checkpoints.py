@@ -122,28 +122,16 @@ def test_signed_checkpoints_verify_and_a_forged_one_does_not(sqlite_engine: Engi
     )
     _events(sqlite_engine, 3)
     file = tmp_path / "checkpoints.jsonl"
-    good = _cli(
-        cfg,
-        "--operator",
-        "alice",
-        "audit",
-        "checkpoint",
-        "--append",
-        str(file),
-        **{"SCREENER_REVIEW__SIGNING_KEY_PATH": str(keys["alice"])},
-    )
+
+    def checkpoint_as_alice(key: str) -> subprocess.CompletedProcess[str]:
+        """`audit checkpoint` by alice, signing with ``key``'s private key."""
+        args = ("--operator", "alice", "audit", "checkpoint", "--append", str(file))
+        return _cli(cfg, *args, SCREENER_REVIEW__SIGNING_KEY_PATH=str(keys[key]))
+
+    good = checkpoint_as_alice("alice")
     assert good.returncode == 0 and json.loads(good.stdout)["signer"] == "alice", good.stderr
     assert _cli(cfg, "audit", "verify", "--checkpoints", str(file)).returncode == 0
-    forged = _cli(
-        cfg,
-        "--operator",
-        "alice",
-        "audit",
-        "checkpoint",
-        "--append",
-        str(file),
-        **{"SCREENER_REVIEW__SIGNING_KEY_PATH": str(keys["mallory"])},
-    )
+    forged = checkpoint_as_alice("mallory")
     assert forged.returncode == 2 and "nothing was appended" in forged.stderr  # checked at once
     # ... so mallory writes the line herself, signed with her key and naming alice
     with session_scope(sqlite_engine) as s:

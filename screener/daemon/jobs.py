@@ -329,25 +329,24 @@ class Jobs:
     def checkpoint_audit(self, *, final: bool = False) -> None:
         """``final``: the last one, taken by a stopping worker after its other jobs finished."""
         if final:  # no lease: the worker is stopping (so _leased gives none); a second copy of a head is harmless
-            ctx = self.ctx
             try:
-                cp = write_checkpoint(ctx.engine, ctx.settings, ctx.now_fn(), self._checkpointed_seq)
-                if cp is not None:
-                    log.info("final audit checkpoint: seq %d head %s", cp.seq, cp.head_hash)
+                self._take_checkpoint()
             except Exception as exc:  # a stop must still finish
                 log.warning("final audit checkpoint not taken: %s", redact_text(f"{type(exc).__name__}: {exc}"))
             return
         self.run_job("audit_checkpoint", self._checkpoint_audit)
 
     def _checkpoint_audit(self) -> None:
-        ctx = self.ctx
         with self._leased("job:audit_checkpoint") as grant:
-            if grant is None:
-                return
-            cp = write_checkpoint(ctx.engine, ctx.settings, ctx.now_fn(), self._checkpointed_seq)
-            if cp is not None:
-                self._checkpointed_seq = cp.seq
-                log.info("audit checkpoint: seq %d head %s", cp.seq, cp.head_hash)
+            if grant is not None:
+                self._take_checkpoint()
+
+    def _take_checkpoint(self) -> None:
+        ctx = self.ctx
+        cp = write_checkpoint(ctx.engine, ctx.settings, ctx.now_fn(), self._checkpointed_seq)
+        if cp is not None:
+            self._checkpointed_seq = cp.seq
+            log.info("audit checkpoint: seq %d head %s", cp.seq, cp.head_hash)
 
     def deliver_alerts(self) -> None:
         self.run_job("alerts", self._deliver_alerts)

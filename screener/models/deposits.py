@@ -42,3 +42,8 @@ class Deposit(SQLModel, table=True):
     @property
     def event_key(self) -> tuple[str, str, int]:
         return (self.chain, self.tx_hash, self.log_index)
+
+    @property
+    def event_label(self) -> str:
+        """``chain:tx_hash:log_index``: the deposit as audit events and signed statements name it."""
+        return f"{self.chain}:{self.tx_hash}:{self.log_index}"

@@ -134,7 +134,7 @@ def _flag_facts(flag: ReviewFlag, deposit: Deposit | None) -> dict[str, Any]:
     }
     if deposit is not None:
         facts.update(
-            deposit=f"{deposit.chain}:{deposit.tx_hash}:{deposit.log_index}",
+            deposit=deposit.event_label,
             amount=str(deposit.amount_raw),
             asset=f"{deposit.token_symbol}@{deposit.chain}",
             account=deposit.account,

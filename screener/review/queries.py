@@ -19,6 +19,7 @@ from screener.ledger.rules import DEBIT_NORMAL, TransferSpec, asset_code
 from screener.models.deposits import Deposit
 from screener.models.ledger import AuditEvent, Hold, LedgerAccount, ReviewFlag
 from screener.review.rules import HoldState, flag_label, hold_label, is_overdue
+from screener.review.statements import NAMESPACE
 from screener_base.errors import ReviewError
 
 UNRESOLVED = "unresolved"  # open + awaiting_approval: everything still held
@@ -150,7 +151,7 @@ def decision_signatures(session: Session, prefix: str = "hold") -> dict[int, lis
                 "event": event.seq,
                 "kind": event.kind,
                 "principal": event.actor,
-                "namespace": "screener-review",
+                "namespace": NAMESPACE,
                 "statement": payload.get("statement"),
                 "signature": payload.get("signature"),
                 "signed_key": payload.get("signed_key"),

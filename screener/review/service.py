@@ -115,7 +115,7 @@ def hold_facts(hold: Hold, deposit: Deposit) -> dict[str, Any]:
     """What a reviewer's signed statement says about the hold: which deposit, how much, on what evidence."""
     return {
         "hold": hold_label(hold.id),
-        "deposit": f"{deposit.chain}:{deposit.tx_hash}:{deposit.log_index}",
+        "deposit": deposit.event_label,
         "amount": str(deposit.amount_raw),
         "asset": f"{deposit.token_symbol}@{deposit.chain}",
         "account": deposit.account,
@@ -213,7 +213,7 @@ def apply_verdict(
     deposit.decided_at = ensure_utc(verdict.decided_at or now)
     base = {
         "deposit_id": deposit.id,
-        "event": f"{deposit.chain}:{deposit.tx_hash}:{deposit.log_index}",
+        "event": deposit.event_label,
         "verdict": decision.value,
         "findings": deposit.findings,
         "list_version_id": verdict.list_version_id,
@@ -405,11 +405,15 @@ def approve_hold(
     operator, now = require_operator(operator), ensure_utc(now)
     note = (reason or "").strip() or None
     hold, deposit = _lock_hold(session, hold_id)
-    check_can_approve(hold_label(hold.id), hold.state, _recorded_requester(session, hold), operator)
-    _check_identity_kept(session, hold, identity)
+    # The request as the audit trail has it: its actor is the requester, its payload how they were identified
+    # and what they signed (read once, under the hold's lock).
+    request = audit.latest_event(session, f"hold:{hold.id}", "hold.release_requested")
+    requested = request.payload if request is not None and isinstance(request.payload, dict) else {}
+    check_can_approve(hold_label(hold.id), hold.state, _recorded_requester(hold, request), operator)
+    _check_identity_kept(hold, requested, identity)
     fresh = screen_now(session, deposit)
     _check_fresh(hold, deposit, fresh)
-    signed = _attest_approval(session, signing, hold, deposit, operator, note, now)
+    signed = _attest_approval(signing, hold, deposit, requested, operator, note, now)
     _post(session, hold, deposit, operator, note or hold.release_reason or "", now)
     payload = _hold_payload(
         hold,
@@ -427,12 +431,11 @@ def approve_hold(
     return hold
 
 
-def _recorded_requester(session: Session, hold: Hold) -> str | None:
-    """Who requested the release, as the audit trail says; ReviewError when the row says someone else (it was
-    edited behind the CLI: four-eyes must not compare against a typed-in requester)."""
+def _recorded_requester(hold: Hold, event: AuditEvent | None) -> str | None:
+    """Who requested the release, as the audit trail says (``event``: the newest request); ReviewError when the
+    row says someone else (it was edited behind the CLI: four-eyes must not compare against a typed-in name)."""
     if hold.state != HoldState.AWAITING_APPROVAL:
         return hold.release_requested_by
-    event = audit.latest_event(session, f"hold:{hold.id}", "hold.release_requested")
     if event is None or not same_operator(event.actor, hold.release_requested_by):
         recorded = event.actor if event is not None else "nobody"
         raise ReviewError(
@@ -444,11 +447,16 @@ def _recorded_requester(session: Session, hold: Hold) -> str | None:
 
 
 def _attest_approval(
-    session: Session, signing: Signing, hold: Hold, deposit: Deposit, operator: str, note: str | None, now: datetime
+    signing: Signing,
+    hold: Hold,
+    deposit: Deposit,
+    requested: dict[str, Any],
+    operator: str,
+    note: str | None,
+    now: datetime,
 ) -> dict[str, str]:
     if not signing.required:
         return {}
-    requested = audit.latest_payload(session, f"hold:{hold.id}", "hold.release_requested") or {}
     request_text, request_sig = requested.get("statement"), requested.get("signature")
     request = digest(request_text) if isinstance(request_text, str) else None
     reason = hold.release_reason or ""
@@ -458,13 +466,12 @@ def _attest_approval(
     return signed
 
 
-def _check_identity_kept(session: Session, hold: Hold, identity: str) -> None:
+def _check_identity_kept(hold: Hold, requested: dict[str, Any], identity: str) -> None:
     """A release requested by an authenticated person cannot be approved under a typed name: a private config
     with review.identity = declared would otherwise let one account play the second person."""
     if identity != IdentityMode.DECLARED:
         return
-    requested = audit.latest_payload(session, f"hold:{hold.id}", "hold.release_requested")
-    mode = requested.get("identity") if requested else None
+    mode = requested.get("identity")
     if mode in (IdentityMode.OS, IdentityMode.DATABASE):
         raise ReviewError(
             f"hold {hold_label(hold.id)} was requested by an authenticated {mode} identity and cannot be approved "

@@ -103,7 +103,7 @@ def _against_rows(session: Session, event: AuditEvent, body: dict[str, Any], pay
         return f"names {event.subject}, which has no row with a deposit"
     if payload.get("deposit_id") != row.deposit_id:
         return f"says deposit {payload.get('deposit_id')!r}, the row {row.deposit_id}"
-    key = f"{deposit.chain}:{deposit.tx_hash}:{deposit.log_index}"
+    key = deposit.event_label
     if body.get("deposit") != key:
         return f"the signed statement says deposit {body.get('deposit')!r}, the row {key!r}"
     return None

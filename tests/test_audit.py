@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -18,6 +19,7 @@ from screener.review import service as review
 from screener.screening.verdicts import Decision, Finding, Severity, Verdict
 from screener.settings import Settings
 from screener_base.errors import AuditError
+from tests.support.index_facts import seed_index_facts
 from tests.support.ledger_model import NOW, make_deposit, not_listed, snapshot
 from tests.support.tamper import drop_append_only
 
@@ -207,19 +209,28 @@ def test_concurrent_appends_serialise_on_postgres(pg_url: str) -> None:
         "DELETE FROM audit_events WHERE seq = (SELECT max(seq) FROM audit_events)",
         "UPDATE ledger_transfers SET amount = amount + 1",
         "DELETE FROM ledger_transfers",
+        "UPDATE mixer_withdrawals SET recipient = '0x00'",
+        "DELETE FROM issuer_blacklist_events",
     ],
-    ids=["event-update", "event-delete", "transfer-update", "transfer-delete"],
+    ids=["event-update", "event-delete", "transfer-update", "transfer-delete", "withdrawal-update", "blacklist-delete"],
 )
-def test_events_and_transfers_are_append_only(engine: Engine, sql: str) -> None:
+def test_events_and_transfers_are_append_only(engine: Engine, sql: str, shared_data: Path) -> None:
     """SQLite: refused for everyone (a mistake, a tool). PostgreSQL: refused for any role but the owner, even one
-    a DBA granted UPDATE and DELETE on both tables."""
+    a DBA granted UPDATE and DELETE on the tables. The index facts (migration 0010) too."""
     _seed(engine)
+    with session_scope(engine) as s:
+        seed_index_facts(s, shared_data, SETTINGS, NOW)
     if engine.dialect.name == "postgresql":
         with engine.begin() as conn:
             conn.execute(
                 sa.text("DO $$ BEGIN CREATE ROLE scr_dba_tool LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
             )
-            conn.execute(sa.text("GRANT SELECT, UPDATE, DELETE ON audit_events, ledger_transfers TO scr_dba_tool"))
+            conn.execute(
+                sa.text(
+                    "GRANT SELECT, UPDATE, DELETE ON audit_events, ledger_transfers, mixer_withdrawals, "
+                    "issuer_blacklist_events TO scr_dba_tool"
+                )
+            )
         url = engine.url.set(username="scr_dba_tool")
         other = sa.create_engine(url)
     else:

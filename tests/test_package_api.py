@@ -24,7 +24,7 @@ PINNED: dict[str, list[str]] = {
     "screener.decide": ["credit", "decide", "gather", "holds", "rescreen"],
     "screener.demo": ["devnet", "run", "world"],
     "screener.demo.devnet": ["anvil", "deploy", "mixer"],
-    "screener.indexes": ["rules", "sources", "store"],
+    "screener.indexes": ["recheck", "rules", "sources", "store"],
     "screener.ledger": [
         "audit", "checkpoint_rules", "checkpoints", "rules", "seals", "store", "stored", "verify", "verify_rows",
     ],

@@ -1,7 +1,8 @@
-"""The generated tamper suite (issue 13): for every column of every sealed table (deposits, holds, review_flags),
-an edit made in SQL behind the CLI is found by `audit verify` with that table, id and column named; so is a row
-inserted or deleted that way. SQLite and PostgreSQL. Each edit runs in a transaction that is rolled back after
-the check, so one database serves every column.
+"""The generated tamper suite (issue 13): for every column of every sealed table (deposits, holds, review_flags,
+list versions, deposit addresses, the mixer and blacklist index facts), an edit made in SQL behind the CLI is
+found by `audit verify` with that table, id and column named; so is a row inserted or deleted that way. SQLite
+and PostgreSQL. Each edit runs in a transaction that is rolled back after the check, so one database serves
+every column.
 """
 
 from __future__ import annotations
@@ -26,17 +27,20 @@ from screener.pipeline.addresses import add_address
 from screener.review import service as review
 from screener.screening.verdicts import Decision, Verdict
 from screener_base.addresses import Family
+from tests.support.index_facts import seed_index_facts
 from tests.support.ledger_model import NOW, make_deposit, make_screenable, not_listed
 from tests.support.reliability import SCREENER, clean_env
+from tests.support.tamper import drop_append_only
 from tests.test_db_roles import FRESH, MIXER
 
 Edit = Callable[[Connection], None]
 
 
-def _seed(engine: Engine) -> Engine:
+def _seed(engine: Engine, shared_data: Path) -> Engine:
     """A released hold (four-eyes: requested by alice, approved by bob), a rejected one, an open one, a credited
-    deposit with a resolved flag and one without."""
+    deposit with a resolved flag and one without; a real Tornado withdrawal and a blacklisting indexed."""
     with session_scope(engine) as s:
+        seed_index_facts(s, shared_data, FRESH, NOW)
         make_screenable(s, NOW)
         ids = []
         for n in (1, 2, 3):
@@ -59,14 +63,15 @@ def _seed(engine: Engine) -> Engine:
 
 
 @pytest.fixture
-def sealed(engine: Engine) -> Iterator[Engine]:
-    yield _seed(engine)
+def sealed(engine: Engine, shared_data: Path) -> Iterator[Engine]:
+    yield _seed(engine, shared_data)
 
 
 def _problems(engine: Engine, edit: Edit) -> list[str]:
     with engine.connect() as conn:
         tx = conn.begin()
         try:
+            drop_append_only(conn)  # SQLite: DDL is transactional, the rollback below restores the triggers
             edit(conn)
             with Session(bind=conn) as s:
                 return verify_rows(s, VerifyReport()).problems
@@ -142,13 +147,18 @@ def _copy_row(name: str, changes: dict[str, Any]) -> Edit:
         ("review_flags", {"rule_id": "inserted"}),
         ("deposit_addresses", {"address": "0x" + "ab" * 20}),
         ("list_versions", {"seq": 99}),
+        ("mixer_withdrawals", {"tx_hash": "0x" + "ee" * 32, "recipient": "0x" + "ab" * 20}),
+        ("issuer_blacklist_events", {"tx_hash": "0x" + "ee" * 32}),
     ],
 )
 def test_inserted_and_deleted_rows_are_named(sealed: Engine, name: str, changes: dict[str, Any]) -> None:
     [inserted] = _problems(sealed, _copy_row(name, changes))
     assert f"{name} id " in inserted and "in no audit event" in inserted
     table = _table(name)
-    victim = {"deposits": 5, "holds": 3, "review_flags": 1, "deposit_addresses": 2, "list_versions": 1}[name]
+    victim = {
+        "deposits": 5, "holds": 3, "review_flags": 1, "deposit_addresses": 2, "list_versions": 1,
+        "mixer_withdrawals": 1, "issuer_blacklist_events": 1,
+    }[name]  # fmt: skip
 
     def delete(conn: Connection) -> None:
         if name == "list_versions":
@@ -159,10 +169,10 @@ def test_inserted_and_deleted_rows_are_named(sealed: Engine, name: str, changes:
     assert any(f"{name} id {victim}: sealed by event" in p and "deleted" in p for p in problems), problems
 
 
-def test_the_issues_edits_through_the_cli(sqlite_engine: Engine, tmp_path: Path) -> None:
+def test_the_issues_edits_through_the_cli(sqlite_engine: Engine, tmp_path: Path, shared_data: Path) -> None:
     """The edits the issue tried on the demo database, each found by `screener audit verify` (exit 1). SQLite:
     the column suite above covers PostgreSQL."""
-    sealed = _seed(sqlite_engine)
+    sealed = _seed(sqlite_engine, shared_data)
     cfg = tmp_path / "c.toml"
     cfg.write_text(f'[database]\nurl = "{sealed.url}"\n')
     edits = [
@@ -226,3 +236,35 @@ def test_list_entries_are_those_the_activation_recorded(sealed: Engine, sql: str
 
     problems = _problems(sealed, edit)
     assert any(p.startswith("list_entries of version 1:") and "activated by event" in p for p in problems), problems
+
+
+def test_a_table_added_to_sealing_gets_its_baseline_from_the_next_upgrade(sqlite_engine: Engine) -> None:
+    """A database from before the index facts were sealed: its index rows carry no seal, and its baseline names
+    only the older tables. The next `db upgrade` (record_seal_baseline) adds a baseline for the new tables only;
+    an attacker's baseline for a table that already carries seals changes nothing."""
+    from screener.ledger import audit, seals
+    from screener.models.screening import MixerWithdrawalRow
+
+    old_tables = {"deposits": 0, "holds": 0, "review_flags": 0, "list_versions": 0, "deposit_addresses": 0}
+    with session_scope(sqlite_engine) as s:
+        audit.append(s, seals.BASELINE_KIND, "seals", {"pre_sealing_max_ids": old_tables}, "system", NOW)
+        s.add(
+            MixerWithdrawalRow(
+                chain="ethereum", pool="0x" + "01" * 20, recipient="0x" + "02" * 20, fee=0, nullifier_hash="0x00",
+                tx_hash="0x" + "03" * 32, log_index=0, block_number=1, block_hash="0x" + "04" * 32,
+                block_time=NOW, indexed_at=NOW,
+            )
+        )  # fmt: skip
+        make_screenable(s, NOW)
+        review.apply_verdict(s, make_deposit(1, 5), Verdict(Decision.CREDIT), FRESH, NOW)
+    [unsealed] = _problems(sqlite_engine, lambda _conn: None)
+    assert unsealed.startswith("mixer_withdrawals id 1: the row is in no audit event")
+    with session_scope(sqlite_engine) as s:
+        added = audit.record_seal_baseline(s, NOW)
+        assert added == {"mixer_withdrawals": 1, "issuer_blacklist_events": 0}
+        assert audit.record_seal_baseline(s, NOW) is None  # once per table
+        # The attack: a late baseline that would excuse deposits inserted behind the CLI.
+        audit.append(s, seals.BASELINE_KIND, "seals", {"pre_sealing_max_ids": {"deposits": 99}}, "system", NOW)
+    assert _problems(sqlite_engine, lambda _conn: None) == []
+    [inserted] = _problems(sqlite_engine, _copy_row("deposits", {"tx_hash": "0x" + "ee" * 32, "status": "credited"}))
+    assert inserted.startswith("deposits id 101: the row is in no audit event")

@@ -225,6 +225,78 @@ def checkpoint_cmd(
     typer.echo(checkpoint_json(cp))
 
 
+@audit_app.command("index")
+@handle_errors
+def index_cmd(
+    chain: str = typer.Argument(..., help="chain name, e.g. ethereum"),
+    kind: str = typer.Option("all", "--kind", help="mixer, blacklist or all"),
+    from_block: int | None = typer.Option(None, "--from-block", min=0, help="first block (default: the index's)"),
+    to_block: int | None = typer.Option(None, "--to-block", min=0, help="last block (default: last scanned)"),
+    max_ranges: int = typer.Option(10_000, "--max-ranges", min=1, help="eth_getLogs ranges read at most, per kind"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable report"),
+) -> None:
+    """Read an index's block range again from the chain and compare it with the stored facts.
+
+    Finds what `audit verify` cannot without a node: facts never stored because the index cursor was moved past
+    them in SQL, as well as facts deleted, edited or inserted. Each decision records the range it relied on
+    (`indexes` in its event). Exit 0 the facts match the chain, 1 they differ (or the range was not finished
+    within --max-ranges), 2 the check could not run, 3 the node could not be reached.
+    """
+    from screener.db import session_scope
+    from screener.indexes.recheck import recheck_index
+    from screener.indexes.rules import IndexKind
+    from screener.indexes.sources import build_index_source
+    from screener_base.clock import utc_now
+    from screener_base.errors import ConfigError
+
+    kinds = [k.value for k in IndexKind] if kind == "all" else [kind]
+    if any(k not in {k.value for k in IndexKind} for k in kinds):
+        raise ConfigError(f"--kind {kind!r} is not an index", "pass mixer, blacklist or all")
+    source = build_index_source(state().settings, chain)
+    results = []
+    with session_scope(state().engine()) as s:
+        for k in kinds:
+            results.append(
+                recheck_index(s, source, k, utc_now(), from_block=from_block, to_block=to_block, max_ranges=max_ranges)
+            )
+    _report_index(results, as_json)
+
+
+def _report_index(results: list[Any], as_json: bool) -> None:
+    bad = [r for r in results if not (r.comparison.ok and r.complete)]
+    if as_json:
+        echo_json([
+            {"chain": r.chain, "kind": r.kind, "from_block": r.from_block, "to_block": r.to_block,
+             "complete": r.complete, "ranges": r.ranges, "on_chain": r.comparison.on_chain,
+             "stored": r.comparison.stored, "counts": r.comparison.counts, "missing": r.comparison.missing,
+             "extra": r.comparison.extra, "differing": r.comparison.differing}
+            for r in results
+        ])  # fmt: skip
+    for r in results if not as_json else ():
+        c = r.comparison
+        typer.echo(f"{r.chain} {r.kind}: blocks {r.from_block}..{r.to_block}, {r.ranges} range(s), "
+                   f"{c.on_chain} on chain, {c.stored} stored")  # fmt: skip
+    if not bad:
+        return
+    r = bad[0]
+    c = r.comparison
+    if c.counts["missing"]:
+        why = (
+            f"{c.counts['missing']} fact(s) on the chain are not stored, first {c.missing[0]} "
+            "(deleted, or the cursor skipped them)"
+        )
+    elif c.counts["extra"]:
+        why = (
+            f"{c.counts['extra']} stored fact(s) are not on the chain, first {c.extra[0]} (inserted behind the worker)"
+        )
+    elif c.counts["differing"]:
+        why = f"{c.counts['differing']} stored fact(s) differ from the chain, first {printable(c.differing[0])}"
+    else:
+        why = f"stopped at block {r.to_block} of {r.requested_to_block} (--max-ranges); nothing after it was compared"
+    typer.echo(f"error: {r.chain} {r.kind} index: {why}; investigate before trusting its decisions", err=True)
+    raise typer.Exit(TAMPERED_EXIT)
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
     app.add_typer(audit_app, name="audit")

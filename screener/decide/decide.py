@@ -16,7 +16,7 @@ from sqlmodel import Session
 from screener.decide.gather import ListState, RpcLookup, gather, window_blocks
 from screener.decide.rescreen import make_index_hook
 from screener.indexes.rules import IndexKind
-from screener.indexes.store import catch_up, coverage_gap, extend_back
+from screener.indexes.store import catch_up, coverage_gap, extend_back, index_coverage
 from screener.models.deposits import Deposit
 from screener.pipeline.store import Decide
 from screener.review import service as review
@@ -53,10 +53,12 @@ def decide_deposits(
     lists = ListState.active(session, settings, now)
     _catch_up(session, deposits, settings, now, rpc_lookup)
     verdicts = []
+    coverage: dict[str, dict[str, list[int] | None]] = {}
     for deposit in deposits:
         inp = gather(session, deposit, lists, settings, rpc_lookup)
         verdict = screen(inp, settings.screening, now)
-        review.apply_verdict(session, deposit, verdict, settings, now)
+        relied_on = coverage.setdefault(deposit.chain, index_coverage(session, deposit.chain))
+        review.apply_verdict(session, deposit, verdict, settings, now, relied_on=dict(relied_on))
         verdicts.append(verdict)
     return verdicts
 

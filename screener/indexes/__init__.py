@@ -4,4 +4,4 @@ May import: chains, screener.pipeline.runtime (what a chain's RPC offers), scree
 screener.models, screener.db, screener_base. Never screener.decide: re-screening is a hook passed in.
 """
 
-__all__ = ["rules", "sources", "store"]
+__all__ = ["recheck", "rules", "sources", "store"]

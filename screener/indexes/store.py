@@ -28,6 +28,7 @@ from chains.blacklists import Interface, scan_blacklist_events
 from chains.mixers import LogFetcher, scan_withdrawals
 from screener.db import session_scope
 from screener.indexes.rules import IndexKind, lookback_blocks
+from screener.ledger import audit
 from screener.models.deposits import Deposit
 from screener.models.screening import BlacklistEventRow, IndexCursor, MixerWithdrawalRow
 from screener.screening.policy import BlacklistFact, WithdrawalFact
@@ -42,6 +43,9 @@ MAX_FACT_ROWS = 10_000
 # screener.decide.rescreen.make_index_hook: decided deposits of those addresses are looked at again).
 # Every scan entry point requires it (no default, no None), so no caller can skip the re-screen.
 NewFactsHook = Callable[[Session, str, Sequence[Any], datetime], object]
+# The event sealing newly indexed facts, and who records it (the worker: facts come from the chain, not a person).
+FACTS_FOUND_KIND = "index.facts_found"
+SYSTEM_ACTOR = "system"
 # Start the index this much before the lookback window so deposits right after install are fully covered.
 _WINDOW_MARGIN = 1.1
 
@@ -118,8 +122,8 @@ def _ensure_cursor(
     return int(cursor.next_block)
 
 
-def _fetch(source: IndexSource, kind: str, lo: int, hi: int, now: datetime) -> list[Any]:
-    """Rows for [lo, hi], from the chain (no database)."""
+def fetch_rows(source: IndexSource, kind: str, lo: int, hi: int, now: datetime) -> list[Any]:
+    """Rows for [lo, hi], from the chain (no database); raises unless the range was served whole."""
     if kind == IndexKind.MIXER:
         return _fetch_withdrawals(source, lo, hi, now)
     return _fetch_blacklist(source, lo, hi, now)
@@ -182,8 +186,14 @@ def _times(source: IndexSource, blocks: list[int]) -> dict[int, datetime]:
     return {b: ensure_utc(got[b]) for b in wanted}
 
 
-def _insert_new(session: Session, source: IndexSource, kind: str, rows: list[Any]) -> list[Any]:
-    """Insert the rows not stored yet (the caller holds the cursor row's lock); returns them."""
+def _insert_new(
+    session: Session, source: IndexSource, kind: str, rows: list[Any], span: tuple[int, int], now: datetime
+) -> list[Any]:
+    """Insert the rows not stored yet (the caller holds the cursor row's lock) and seal them; returns them.
+
+    The seal (an ``index.facts_found`` event carrying each new row, screener.ledger.seals) lets `audit verify`
+    name a fact deleted or edited later in SQL: these rows are evidence a later screen relies on.
+    """
     if not rows:
         return []
     table = MixerWithdrawalRow if kind == IndexKind.MIXER else BlacklistEventRow
@@ -191,7 +201,13 @@ def _insert_new(session: Session, source: IndexSource, kind: str, rows: list[Any
     stmt = select(table.tx_hash, table.log_index).where(table.chain == source.chain, col(table.tx_hash).in_(hashes))
     existing = {(h, i) for h, i in session.exec(stmt)}
     new = [r for r in rows if (r.tx_hash, r.log_index) not in existing]
+    if not new:
+        return []
     session.add_all(new)
+    session.flush()
+    payload = {"chain": source.chain, "kind": kind, "blocks": list(span), "count": len(new)}
+    sealed = [(str(table.__tablename__), r.id) for r in new]
+    audit.append(session, FACTS_FOUND_KIND, f"index:{source.chain}:{kind}", payload, SYSTEM_ACTOR, now, rows=sealed)
     return new
 
 
@@ -202,7 +218,7 @@ def _store(
     cursor = _cursor(session, source.chain, kind, lock=True)
     if cursor is None or cursor.sources != source.fingerprint(kind) or cursor.next_block < lo:
         return []  # reset or moved by someone else meanwhile; the next scan starts from the stored cursor
-    new = _insert_new(session, source, kind, rows)
+    new = _insert_new(session, source, kind, rows, (lo, next_block - 1), now)
     cursor.next_block = max(cursor.next_block, next_block)
     cursor.updated_at = now
     session.add(cursor)
@@ -238,7 +254,7 @@ def _scan(
         return 0
     count = 0
     for lo, hi in _ranges(next_block, head, source.max_block_range, settings.screening.index_max_ranges_per_scan):
-        rows = _fetch(source, kind, lo, hi, now)  # raises unless [lo, hi] was served whole: the cursor stays
+        rows = fetch_rows(source, kind, lo, hi, now)  # raises unless [lo, hi] was served whole: the cursor stays
         with sessions() as session:
             new = _store(session, source, kind, rows, lo, hi + 1, now)
             if new:
@@ -302,7 +318,8 @@ def extend_back(
             break
         hi = cursor.first_block - 1
         lo = max(0, down_to_block, hi - source.max_block_range + 1)
-        new = _insert_new(session, source, kind, _fetch(source, kind, lo, hi, now) if source.contracts(kind) else [])
+        fetched = fetch_rows(source, kind, lo, hi, now) if source.contracts(kind) else []
+        new = _insert_new(session, source, kind, fetched, (lo, hi), now)
         cursor.first_block, cursor.updated_at = lo, now
         session.add(cursor)
         session.flush()
@@ -325,10 +342,28 @@ def coverage_gap(session: Session, chain: str, kind: str, block_number: int, win
     return None
 
 
+def scanned_range(session: Session, chain: str, kind: str) -> tuple[int, int] | None:
+    """The blocks the chain's index of ``kind`` covers (first, last); None when it has scanned nothing yet."""
+    cursor = _cursor(session, chain, kind)
+    if cursor is None or cursor.next_block <= cursor.first_block:
+        return None
+    return int(cursor.first_block), int(cursor.next_block) - 1
+
+
 def scanned_to(session: Session, chain: str, kind: str) -> int | None:
     """The last block the chain's index of ``kind`` has scanned; None when it has none yet."""
     cursor = _cursor(session, chain, kind)
     return None if cursor is None else cursor.next_block - 1
+
+
+def index_coverage(session: Session, chain: str) -> dict[str, list[int] | None]:
+    """The block range each of the chain's indexes covered (first, last scanned), as a decision records it: an
+    auditor can rescan exactly what a decision relied on (`screener audit index`)."""
+    out: dict[str, list[int] | None] = {}
+    for kind in (IndexKind.MIXER, IndexKind.BLACKLIST):
+        cursor = _cursor(session, chain, kind)
+        out[str(kind)] = None if cursor is None else [int(cursor.first_block), int(cursor.next_block) - 1]
+    return out
 
 
 def withdrawal_fact(row: MixerWithdrawalRow) -> WithdrawalFact:

@@ -200,12 +200,17 @@ def verify_chain(session: Session, report: VerifyReport | None = None) -> Verify
 
 
 def record_seal_baseline(session: Session, now: datetime) -> dict[str, int] | None:
-    """Once per database, before any seal: the highest id of each sealed table, so rows written before sealing
-    existed are told from rows inserted behind the CLI later (screener.ledger.verify_rows). None if recorded."""
+    """Before the first seal of each sealed table: its highest id, so rows written before sealing existed are told
+    from rows inserted behind the CLI later (screener.ledger.verify_rows). Records only the tables no earlier
+    baseline named (a table an upgrade added to sealing); None when there are none."""
     lock_head(session)
-    recorded = select(AuditEvent.seq).where(AuditEvent.kind == seals.BASELINE_KIND).limit(1)
-    if session.exec(recorded).first() is not None:
+    named: set[str] = set()
+    recorded = select(AuditEvent).where(AuditEvent.kind == seals.BASELINE_KIND).limit(100)
+    for event in session.exec(recorded):
+        ids = event.payload.get("pre_sealing_max_ids") if isinstance(event.payload, dict) else None
+        named.update(ids if isinstance(ids, dict) else ())
+    rows = {t: n for t, n in seals.baseline_rows(session).items() if t not in named}
+    if not rows:
         return None
-    rows = seals.baseline_rows(session)
     append(session, seals.BASELINE_KIND, "seals", {"pre_sealing_max_ids": rows}, "system", now)
     return rows

@@ -31,6 +31,9 @@ SEALED_TABLES = {
     "review_flags": "id",
     "list_versions": "id",
     "deposit_addresses": "id",
+    # The index facts (screener.indexes.store): sealed once, when found; a later screen relies on them.
+    "mixer_withdrawals": "id",
+    "issuer_blacklist_events": "id",
 }
 ROWS_KEY = "rows"
 # Recorded once, by `screener db upgrade`: the highest id of each sealed table when sealing began. Rows up to it
@@ -78,10 +81,29 @@ def read_row(session: Session, table: str, row_id: int) -> dict[str, Any] | None
     return canonical_row(dict(row)) if row is not None else None
 
 
+# Ids read back per statement when sealing many rows at once (an index range can find thousands of facts).
+_SNAPSHOT_CHUNK = 500
+
+
 def snapshot(session: Session, rows: Iterable[tuple[str, int | None]]) -> dict[str, Any]:
     """The seals of ``rows`` as stored now (flush first); a row that no longer exists seals as None."""
     session.flush()
-    return {row_key(t, i): read_row(session, t, i) for t, i in rows if i is not None}
+    wanted: dict[str, list[int]] = {}
+    for table, row_id in rows:
+        if row_id is not None:
+            wanted.setdefault(_check_table(table), []).append(int(row_id))
+    out: dict[str, Any] = {}
+    for table, ids in wanted.items():
+        if len(ids) == 1:
+            out[row_key(table, ids[0])] = read_row(session, table, ids[0])
+            continue
+        key, found = SEALED_TABLES[table], {}
+        for start in range(0, len(ids), _SNAPSHOT_CHUNK):
+            chunk = sorted(set(ids[start : start + _SNAPSHOT_CHUNK]))
+            stmt = sa.text(f"SELECT * FROM {table} WHERE {key} IN :ids").bindparams(sa.bindparam("ids", expanding=True))
+            found.update({r[key]: canonical_row(dict(r)) for r in session.execute(stmt, {"ids": chunk}).mappings()})
+        out.update({row_key(table, i): found.get(i) for i in ids})
+    return out
 
 
 def iter_rows(session: Session, table: str, page: int = 2000) -> Iterable[tuple[int, dict[str, Any]]]:

@@ -33,6 +33,14 @@ IMMUTABLE = {
         "entry_count", "counts", "meta",
     ),
     "deposit_addresses": ("chain", "address", "account", "created_at"),
+    "mixer_withdrawals": (
+        "chain", "pool", "recipient", "relayer", "fee", "nullifier_hash", "tx_hash", "log_index", "block_number",
+        "block_hash", "block_time", "indexed_at",
+    ),
+    "issuer_blacklist_events": (
+        "chain", "token_symbol", "token_contract", "interface", "action", "address", "tx_hash", "log_index",
+        "block_number", "block_hash", "block_time", "indexed_at",
+    ),
 }  # fmt: skip
 # Who acted, per row: the column, and the event kinds whose actor it must be.
 ACTORS = {
@@ -57,8 +65,15 @@ class _Table:
 
 
 def _take_baseline(tables: dict[str, _Table], ids: Any) -> None:
+    """A baseline counts for each table it names that has no baseline yet and no seal yet: one recorded later
+    (for a table sealed since) cannot widen what goes unchecked. A table added to sealing by an upgrade gets its
+    baseline from the next `db upgrade`, before its first seal."""
+    if not isinstance(ids, dict):
+        return
     for name, entry in tables.items():
-        value = ids.get(name) if isinstance(ids, dict) else None
+        if name not in ids or entry.baseline_recorded or entry.seals:
+            continue
+        value = ids.get(name)
         entry.baseline = value if isinstance(value, int) and not isinstance(value, bool) else 0
         entry.baseline_recorded = True
 
@@ -66,10 +81,8 @@ def _take_baseline(tables: dict[str, _Table], ids: Any) -> None:
 def _collect(session: Session, activated: dict[int, tuple[int, str, int]]) -> dict[str, _Table]:
     """Each sealed row's newest seal; ``activated`` gets each list version's entries digest and count."""
     tables = {name: _Table() for name in SEALED_TABLES}
-    closed = False  # a baseline counts only before any seal: a later one cannot widen what goes unchecked
     for event in iter_events(session):
-        if event.kind == BASELINE_KIND and not closed and isinstance(event.payload, dict):
-            closed = True
+        if event.kind == BASELINE_KIND and isinstance(event.payload, dict):
             _take_baseline(tables, event.payload.get("pre_sealing_max_ids"))
         if event.kind == "list.activated" and isinstance(event.payload, dict):
             version, digest, count = (event.payload.get(k) for k in ("version_id", "entries_digest", "entry_count"))
@@ -79,7 +92,6 @@ def _collect(session: Session, activated: dict[int, tuple[int, str, int]]) -> di
         rows = event.payload.get(ROWS_KEY) if isinstance(event.payload, dict) else None
         if not isinstance(rows, dict):
             continue
-        closed = True
         for key, sealed in rows.items():
             table, _, raw = str(key).partition(":")
             if table in tables and raw.isascii() and raw.isdigit():

@@ -187,13 +187,20 @@ def hold_for_deposit(session: Session, deposit_id: int) -> Hold | None:
 
 
 def apply_verdict(
-    session: Session, deposit: Deposit, verdict: Verdict, settings: Settings, now: datetime
+    session: Session,
+    deposit: Deposit,
+    verdict: Verdict,
+    settings: Settings,
+    now: datetime,
+    *,
+    relied_on: dict[str, Any] | None = None,
 ) -> Hold | None:
     """CREDIT posts a credit; HOLD/BLOCK open a pending credit and a Hold. Idempotent for the same deposit.
 
     Fail closed: the decision acted on is never weaker than the verdict's findings, and an unknown initiator
     cannot credit. A deposit already decided keeps its decision; a later, stricter verdict escalates its open
-    hold or raises a review flag on it when already credited, and a weaker one changes nothing.
+    hold or raises a review flag on it when already credited, and a weaker one changes nothing. ``relied_on``
+    (the index coverage the facts came from) is recorded with the decision as ``indexes``.
     """
     now = ensure_utc(now)
     decision, findings, raised_why = effective_decision(verdict, deposit.initiator is not None)
@@ -211,7 +218,7 @@ def apply_verdict(
     deposit.findings = [f.to_json() for f in findings]
     deposit.list_version_id = verdict.list_version_id
     deposit.decided_at = ensure_utc(verdict.decided_at or now)
-    base = {
+    base: dict[str, Any] = {
         "deposit_id": deposit.id,
         "event": deposit.event_label,
         "verdict": decision.value,
@@ -220,6 +227,8 @@ def apply_verdict(
         "raised": raised_why,
         "policy": policy_digest(settings),
     }
+    if relied_on is not None:
+        base["indexes"] = relied_on
     if decision == Decision.CREDIT:
         _credit(session, deposit, base, now)
         return None

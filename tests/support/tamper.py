@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+APPEND_ONLY_TABLES = ("audit_events", "ledger_transfers", "mixer_withdrawals", "issuer_blacklist_events")
 SQLITE_APPEND_ONLY_TRIGGERS = tuple(
-    f"{table}_no_{action}" for table in ("audit_events", "ledger_transfers") for action in ("update", "delete")
+    f"{table}_no_{action}" for table in APPEND_ONLY_TABLES for action in ("update", "delete")
 )
 
 

@@ -20,8 +20,10 @@ import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, stop_after_delay
 
 from chains.rpc_errors import (
+    SHRINKABLE,
     EndpointRefused,
     ErrorKind,
+    NodeBehindRpc,
     RangeTooLarge,
     RpcRequestError,
     RpcUnavailable,
@@ -29,6 +31,8 @@ from chains.rpc_errors import (
     classify_rpc_error,
     parse_range_hint,
     parse_retry_after,
+    parse_suspension_s,
+    throttle_text,
 )
 from chains.rpc_support import Endpoint, EndpointStats, RetryPolicy, gc_paused, loads_json
 from screener_base.errors import ConfigError, RpcError
@@ -260,19 +264,26 @@ class RpcClient:
             ep.stats.seconds_total += time.perf_counter() - started
         return self._parse_http(ep, resp)
 
-    def _transient(self, ep: Endpoint, cause: str, retry_after_s: float | None = None) -> TransientRpcError:
+    def _transient(
+        self,
+        ep: Endpoint,
+        cause: str,
+        retry_after_s: float | None = None,
+        kind: type[TransientRpcError] = TransientRpcError,
+    ) -> TransientRpcError:
         ep.stats.errors += 1
         ep.stats.transient_errors += 1
         ep.stats.last_error = cause
-        return TransientRpcError(f"{ep.label}: {cause}", retry_after_s=retry_after_s)
+        return kind(f"{ep.label}: {cause}", retry_after_s=retry_after_s)
 
     def _parse_http(self, ep: Endpoint, resp: httpx.Response) -> Any:
         status = resp.status_code
         if status == 429:
             ep.stats.rate_limited += 1
             raise self._transient(ep, "HTTP 429 rate limited", parse_retry_after(resp.headers.get("Retry-After")))
+        retry_after = parse_retry_after(resp.headers.get("Retry-After"))
         if status >= 500 or status in (408, 425):
-            raise self._transient(ep, f"HTTP {status}")
+            raise self._transient(ep, f"HTTP {status}", retry_after)
         try:
             data = loads_json(resp.content)
         except ValueError:
@@ -280,6 +291,10 @@ class RpcClient:
                 ep.stats.errors += 1
                 raise EndpointRefused(f"{ep.label}: HTTP {status}", "check the URL and API key") from None
             raise self._transient(ep, f"truncated or non-JSON response ({len(resp.content)} bytes)") from None
+        throttled = throttle_text(data) if status == 403 else None
+        if throttled is not None:  # TronGrid: a key over its frequency limit is suspended, not refused
+            ep.stats.rate_limited += 1
+            raise self._transient(ep, f"HTTP 403 {throttled}", retry_after or parse_suspension_s(throttled))
         if status >= 400 and not (isinstance(data, dict) and "error" in data):
             ep.stats.errors += 1
             raise EndpointRefused(f"{ep.label}: HTTP {status}", "check the URL and API key")
@@ -291,12 +306,21 @@ class RpcClient:
         message = str(error.get("message", error)) if isinstance(error, dict) else str(error)
         message = self._redact(message)[:500]
         kind = classify_rpc_error(code if isinstance(code, int) else None, message)
-        if kind is ErrorKind.RANGE:
+        # On eth_getLogs a wording nobody classified is most often a size limit: shrink, a bounded number of times.
+        if kind in SHRINKABLE or (kind is ErrorKind.UNKNOWN and method == "eth_getLogs"):
             ep.stats.range_limited += 1
-            span, hint_range = parse_range_hint(message)
-            return RangeTooLarge(f"{method} on {ep.label}: {message}", hint_span=span, hint_range=hint_range)
+            span, hint_range = parse_range_hint(message, kind)
+            return RangeTooLarge(
+                f"{method} on {ep.label}: {message}",
+                hint_span=span,
+                hint_range=hint_range,
+                kind=kind.value,
+                recognized=kind is not ErrorKind.UNKNOWN,
+            )
         if kind is ErrorKind.TRANSIENT:
             return self._transient(ep, f"{method}: error {code}: {message}")
+        if kind is ErrorKind.NODE_BEHIND:
+            return self._transient(ep, f"{method}: node behind: error {code}: {message}", kind=NodeBehindRpc)
         ep.stats.errors += 1
         return RpcRequestError(f"{method} on {ep.label}: error {code}: {message}", "check the call", code=code)
 

@@ -21,7 +21,7 @@ from typing import Any
 from chains.codec import topic_for
 from chains.registry import ChainSpec
 from chains.rpc import Endpoint, RpcClient
-from chains.rpc_errors import RangeTooLarge, RpcRequestError
+from chains.rpc_errors import MAX_UNRECOGNIZED_SHRINKS, RangeTooLarge, RpcRequestError
 from chains.transfers import TRANSFER_TOPIC0
 from screener_base.errors import ChainError, DecodeError, RpcError
 
@@ -41,6 +41,10 @@ class NodeInconsistent(ChainHalted):
 
 class DeepReorg(ChainHalted):
     """A reorg deeper than allowed, below finality, or touching deposits that were already decided."""
+
+
+class ProviderRefused(ChainHalted):
+    """Every endpoint tried refused a request for good (a permanent error): nothing retries it into working."""
 
 
 class NodeBehind(ChainError):
@@ -261,12 +265,19 @@ def fetch_logs(
     if to_block < from_block:
         raise ValueError(f"empty block range {from_block}..{to_block}")
     span = min(sizer.span, to_block - from_block + 1)
-    shrinks = behind = 0
+    shrinks = behind = unrecognized = 0
     for _ in range(MAX_SHRINK_STEPS):
         end = from_block + span - 1
         try:
             logs, raw_header = client.get_logs_and_block(query.filter(from_block, end), end, endpoint=ep)
         except RangeTooLarge as exc:
+            unrecognized += 0 if exc.recognized else 1
+            if unrecognized > MAX_UNRECOGNIZED_SHRINKS:
+                raise RpcRequestError(
+                    f"eth_getLogs on {ep.label} was refused {unrecognized} times, shrinking, with an error not known "
+                    f"to be a size limit ({exc.cause})",
+                    "another endpoint is tried; if it is a limit, report its wording (chains/rpc_errors.py)",
+                ) from None
             if span == 1:
                 raise RpcRequestError(
                     f"block {from_block} alone exceeds the provider's eth_getLogs limit ({exc.cause})",

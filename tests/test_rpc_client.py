@@ -164,14 +164,14 @@ def test_endpoints_on_one_host_get_distinct_labels_without_their_keys() -> None:
         (
             -32005,
             "query returned more than 10000 results. Try with this block range [0x1, 0x64].",
-            ErrorKind.RANGE,
+            ErrorKind.RESULT_COUNT,
             100,
             (1, 100),
         ),
         (
             -32602,
             "Log response size exceeded. You can make eth_getLogs requests with up to a 2K block range",
-            ErrorKind.RANGE,
+            ErrorKind.RESPONSE_SIZE,
             2000,
             None,
         ),
@@ -179,7 +179,7 @@ def test_endpoints_on_one_host_get_distinct_labels_without_their_keys() -> None:
         (-32000, "block range is too wide", ErrorKind.RANGE, None, None),
         (-32614, "eth_getLogs is limited to a 10,000 range", ErrorKind.RANGE, 10000, None),
         (-32005, "daily request count exceeded, request rate limited", ErrorKind.TRANSIENT, None, None),
-        (-32000, "header not found", ErrorKind.TRANSIENT, None, None),
+        (-32000, "header not found", ErrorKind.NODE_BEHIND, None, None),
         (429, "Too Many Requests", ErrorKind.TRANSIENT, None, None),
         (-32601, "the method eth_foo does not exist/is not available", ErrorKind.PERMANENT, None, None),
         (-32602, "invalid argument 0: hex string without 0x prefix", ErrorKind.PERMANENT, None, None),
@@ -188,6 +188,7 @@ def test_endpoints_on_one_host_get_distinct_labels_without_their_keys() -> None:
 def test_provider_error_texts(
     code: int, message: str, kind: ErrorKind, span: int | None, window: tuple[int, int] | None
 ) -> None:
+    """A few hand-picked forms; tests/test_provider_errors.py has the recorded real ones with their sources."""
     assert classify_rpc_error(code, message) is kind
-    if kind is ErrorKind.RANGE:
-        assert parse_range_hint(message) == (span, window)
+    if kind in (ErrorKind.RANGE, ErrorKind.RESULT_COUNT, ErrorKind.RESPONSE_SIZE):
+        assert parse_range_hint(message, kind) == (span, window)

@@ -16,7 +16,7 @@ from typing import Any
 from chains.blacklists import Interface
 from chains.mixers import mixer_contracts, pool_addresses
 from chains.rpc import Endpoint
-from chains.rpc_errors import RangeTooLarge, RpcRequestError, RpcUnavailable
+from chains.rpc_errors import MAX_UNRECOGNIZED_SHRINKS, RangeTooLarge, RpcRequestError, RpcUnavailable
 from chains.scanning import BEHIND_ATTEMPTS, NodeBehind, get_headers, parse_header
 from screener.indexes.store import BlacklistToken, IndexSource
 from screener.pipeline.runtime import ChainRuntime, build_chain_runtime
@@ -84,13 +84,20 @@ def _logs_on(runtime: ChainRuntime, ep: Endpoint, params: dict[str, Any], deadli
     lo, hi = int(params["fromBlock"], 16), int(params["toBlock"], 16)
     out: list[dict[str, Any]] = []
     pending = [(lo, hi)]
-    shrinks = 0
+    shrinks = unrecognized = 0
     while pending:  # bounded: every pass serves a range or counts a shrink (at most 2 * MAX_RANGE_SHRINKS + 1)
         a, b = pending[0]
         try:
             out += _verified_logs(runtime, ep, {**params, "fromBlock": hex(a), "toBlock": hex(b)}, b, deadline)
-        except RangeTooLarge:
+        except RangeTooLarge as exc:
             shrinks += 1
+            unrecognized += 0 if exc.recognized else 1
+            if unrecognized > MAX_UNRECOGNIZED_SHRINKS:
+                raise RpcRequestError(
+                    f"eth_getLogs on {ep.label} kept failing, shrinking, with an error not known to be a size limit "
+                    f"({exc.cause})",
+                    "another endpoint is tried",
+                ) from None
             if a == b or shrinks > MAX_RANGE_SHRINKS:
                 raise
             mid = (a + b) // 2
@@ -135,7 +142,8 @@ def _on_endpoints(runtime: ChainRuntime, what: str, action: Callable[[Endpoint],
     for ep in client.candidates()[:MAX_ENDPOINTS]:
         try:
             return action(ep)
-        except (RpcUnavailable, NodeBehind) as exc:
+        except (RpcUnavailable, NodeBehind, RpcRequestError, RangeTooLarge) as exc:
+            # A refusal for good on one endpoint (a permanent error, a range it cannot serve) may not be another's.
             client.demote(ep, str(exc))
             last = exc
     cause = last.cause if last is not None else "no usable RPC endpoint"

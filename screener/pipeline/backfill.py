@@ -14,8 +14,8 @@ from datetime import datetime
 from sqlalchemy.engine import Engine
 
 from chains.rpc import Endpoint
-from chains.rpc_errors import RpcUnavailable
-from chains.scanning import NodeBehind, NodeInconsistent, get_headers, read_heads
+from chains.rpc_errors import RpcRequestError, RpcUnavailable
+from chains.scanning import NodeBehind, NodeInconsistent, ProviderRefused, get_headers, read_heads
 from screener.db import session_scope
 from screener.pipeline.addresses import refresh_watch
 from screener.pipeline.read import ScanCounts, scan_range, verify_tokens
@@ -90,13 +90,19 @@ def backfill(
         raise BlockRangeError(f"{rt.name} has no final block yet", "wait for the chain to grow")
     start, end = plan_range(from_block, to_block, heads.safe.number, cursor_next)
     result = BackfillResult(chain=rt.name, from_block=start, to_block=end)
-    current, failures, unstable = start, 0, 0
+    current, failures, unstable, refused = start, 0, 0, 0
     while current <= end:
         chunk_end = min(end, current + rt.sizer.span - 1)
         try:
             scan = scan_range(rt, ep, current, chunk_end, get_headers(rt.client, ep, [chunk_end])[0], None)
-        except (RpcUnavailable, NodeBehind, DecodeError) as exc:
+        except (RpcUnavailable, NodeBehind, DecodeError, RpcRequestError) as exc:
             failures += 1
+            refused = refused + 1 if isinstance(exc, RpcRequestError) else 0
+            if refused >= len(rt.client.endpoints):
+                raise ProviderRefused(
+                    f"backfill of {rt.name} stopped at block {current}: every endpoint refused it ({exc.cause})",
+                    f"check chains.{rt.name}.rpc_urls and the providers' eth_getLogs limits",
+                ) from exc
             if failures > MAX_ENDPOINT_FAILURES:
                 raise ChainError(f"backfill of {rt.name} stopped at block {current}: {exc}", "run it again") from exc
             rt.client.demote(ep, str(exc))

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from chains.rpc import Endpoint
-from chains.rpc_errors import RpcUnavailable
+from chains.rpc_errors import RpcRequestError, RpcUnavailable
 from chains.scanning import (
     AnchorState,
     DeepReorg,
@@ -28,6 +28,7 @@ from chains.scanning import (
     Heads,
     NodeBehind,
     NodeInconsistent,
+    ProviderRefused,
     classify_anchor_mismatch,
     finalized_number,
     find_fork,
@@ -117,12 +118,16 @@ def tick(
     started = time.perf_counter()
     state = _load(engine, rt)
     last: ChainError | None = None
+    tried = refused = 0
     for ep in rt.client.candidates()[:MAX_ENDPOINTS_PER_TICK]:
+        tried += 1
         try:
             rt.client.ensure_chain_id(ep)
             verify_tokens(rt, ep)
             result = _tick_on(engine, rt, ep, state, now_fn, decide, on_orphaned or drop_undecided_orphans)
-        except (RpcUnavailable, NodeBehind, DecodeError) as exc:
+        except (RpcUnavailable, NodeBehind, DecodeError, RpcRequestError) as exc:
+            # A permanent error on one endpoint (its own limits, a method it lacks) may not be another's.
+            refused += isinstance(exc, RpcRequestError)
             rt.client.demote(ep, str(exc))
             last = exc
             continue
@@ -131,6 +136,11 @@ def tick(
             _check_peers(rt, ep, result)
         result.timings_s["total"] = time.perf_counter() - started
         return result
+    if last is not None and refused == tried:
+        raise ProviderRefused(
+            f"{rt.name}: every endpoint tried refused the scan for good ({last.cause})",
+            f"check chains.{rt.name}.rpc_urls and the providers' limits; the chain is not scanned until then",
+        )
     raise last or RpcUnavailable(f"{rt.name}: no usable RPC endpoint", f"check chains.{rt.name}.rpc_urls")
 
 

@@ -11,9 +11,12 @@ Faults (``Fault.kind``):
   (TCP RST: connection reset by peer) /
   ``timeout`` (reply delayed by ``delay_s``) / ``truncate`` (valid HTTP, JSON body cut short):
   apply to the whole HTTP request.
+- ``http_body``: HTTP status ``code`` with ``message`` as the body (TronGrid's 403 throttling JSON, say).
 - ``rpc_error``: the item gets ``{"code": code, "message": message}``.
 - ``range_limit``: eth_getLogs spanning more than ``max_span`` blocks fails with a provider-style message
-  (``style``: ``infura`` / ``alchemy`` give a hint range, ``tron`` a max span, ``plain`` nothing).
+  (``style``: ``infura`` / ``alchemy`` give a hint range, ``tron`` a max span, ``plain`` nothing,
+  ``verbatim`` answers ``code`` and ``message``: a real provider's recorded text in which ``{span}``,
+  ``{lo}``/``{hi}`` (hex) and ``{lo_d}``/``{hi_d}`` stand for this request's limit and suggested range).
 - ``result_limit``: eth_getLogs returning more than ``max_results`` logs fails like Infura's
   "query returned more than N results" (with a hint range unless ``style="plain"``).
 - ``wrong_chain``: eth_chainId answers ``chain_id``.
@@ -83,7 +86,7 @@ class Fault:
         return hit
 
 
-HTTP_KINDS = ("http500", "http429", "drop", "reset", "timeout", "truncate")
+HTTP_KINDS = ("http500", "http429", "http_body", "drop", "reset", "timeout", "truncate")
 _TAGS = ("latest", "pending", "safe", "finalized")
 
 
@@ -264,6 +267,9 @@ class FaultProxy:
                     extra = {"Retry-After": str(fault.retry_after_s)} if fault.retry_after_s is not None else {}
                     self._send(429, b'{"error":"rate limited"}', extra)
                     return
+                if fault is not None and fault.kind == "http_body":  # status ``code``, body ``message``
+                    self._send(fault.code, fault.message.encode())
+                    return
                 if fault is not None and fault.kind == "timeout":
                     time.sleep(fault.delay_s)
                 if isinstance(payload, list):
@@ -310,6 +316,8 @@ def _tag_number(proxy: FaultProxy, tag: str) -> int:
 
 def _range_error(fault: Fault, low: int) -> dict[str, Any]:
     high = low + fault.max_span - 1
+    if fault.style == "verbatim":  # a real provider's text (tests/data/provider_errors.json), its numbers ours
+        return {"code": fault.code, "message": _fill(fault.message, fault.max_span, low, high)}
     if fault.style == "alchemy":
         message = (
             "Log response size exceeded. You can make eth_getLogs requests with up to a 2K block range and no limit "
@@ -328,7 +336,20 @@ def _range_error(fault: Fault, low: int) -> dict[str, Any]:
 
 def _too_many(fault: Fault, flt: dict[str, Any]) -> dict[str, Any]:
     low, high = int(flt["fromBlock"], 16), int(flt["toBlock"], 16)
+    if fault.style == "verbatim":
+        return {"code": fault.code, "message": _fill(fault.message, fault.max_span, low, low + (high - low) // 2)}
     message = f"query returned more than {fault.max_results} results"
     if fault.style != "plain" and high > low:
         message += f". Try with this block range [{hex(low)}, {hex(low + (high - low) // 2)}]."
     return {"code": -32005, "message": message}
+
+
+def _fill(template: str, span: int, low: int, high: int) -> str:
+    """A recorded message with its limit and suggested range as this request's ({span}, {lo}-{hi}, {lo_d}-{hi_d})."""
+    return (
+        template.replace("{span}", str(span))
+        .replace("{lo}", hex(low))
+        .replace("{hi}", hex(high))
+        .replace("{lo_d}", str(low))
+        .replace("{hi_d}", str(high))
+    )

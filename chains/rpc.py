@@ -304,6 +304,9 @@ class RpcClient:
         """The exception for a JSON-RPC error object (returned, not raised: batches collect them)."""
         code = error.get("code") if isinstance(error, dict) else None
         message = str(error.get("message", error)) if isinstance(error, dict) else str(error)
+        data = error.get("data") if isinstance(error, dict) else None
+        if data:  # Tenderly, thirdweb, Blast: "invalid params", the limit itself in data
+            message += " " + (data if isinstance(data, str) else json.dumps(data, default=str))
         message = self._redact(message)[:500]
         kind = classify_rpc_error(code if isinstance(code, int) else None, message)
         # On eth_getLogs a wording nobody classified is most often a size limit: shrink, a bounded number of times.

@@ -80,13 +80,18 @@ MAX_UNRECOGNIZED_SHRINKS = 3
 _PATTERNS: tuple[tuple[ErrorKind, re.Pattern[str]], ...] = tuple(
     (kind, re.compile(pattern, re.IGNORECASE))
     for kind, pattern in (
+        # geth without a finality tag: "finalized block not found"; the caller falls back to confirmations.
+        (ErrorKind.PERMANENT, r"(finalized|safe|pending) block not found|unknown tag|tag not (supported|found)"),
         (ErrorKind.NODE_BEHIND, r"beyond current head|header not found|unknown block|block \d+ not found"
          r"|^\d+ could not be found|not yet (available|produced)|after last accepted block|block not found"),
         (ErrorKind.UNSHRINKABLE, r"max(imum)? (number of )?(topics|addresses)|exceed max (topics|addresses)"
          r"|addresses or topics|topics size|less number of addresses|contains \d+ filters|methods in the batch"
          r"|too many (topics|addresses)"),
         # A reversed or malformed range: its words would otherwise read as a range limit.
-        (ErrorKind.PERMANENT, r"invalid block range|fromblock <= toblock|cannot specify both"),
+        (ErrorKind.PERMANENT, r"invalid block range params|fromblock <= toblock|cannot specify both"),
+        # Rate limits that mention blocks or "exceeds the limit" are still rate limits.
+        (ErrorKind.TRANSIENT, r"rate.?limit|per ?sec(ond)?\b|requests? per|request rate|too many requests"
+         r"|credits limited|compute units"),
         (ErrorKind.RESULT_COUNT, r"more than [\d,.]+ results|max(imum)? results|too many (logs|results)"
          r"|matched by query exceeds|result set too large|returned more than"),
         (ErrorKind.RESPONSE_SIZE, r"response (size|is too big|too large)|log response|larger than \d+ ?[mkg]b"
@@ -154,7 +159,8 @@ def parse_range_hint(message: str, kind: ErrorKind = ErrorKind.RANGE) -> tuple[i
     for pattern in (_HINT_RANGE, _HINT_DECIMAL_RANGE):
         match = pattern.search(message)
         if match:
-            low, high = (int(g, 0) for g in match.groups())
+            base = 16 if pattern is _HINT_RANGE else 10
+            low, high = (int(g, base) for g in match.groups())
             if high >= low:
                 return high - low + 1, (low, high)
     patterns = _SPAN_PATTERNS if kind is ErrorKind.RANGE else _SPAN_PATTERNS[1:2]

@@ -278,6 +278,9 @@ def fetch_logs(
                     f"to be a size limit ({exc.cause})",
                     "another endpoint is tried; if it is a limit, report its wording (chains/rpc_errors.py)",
                 ) from None
+            if not exc.recognized and span > 1:
+                span, shrinks = span // 2, shrinks + 1  # not the shared sizer: it may not be a limit at all
+                continue
             if span == 1:
                 raise RpcRequestError(
                     f"block {from_block} alone exceeds the provider's eth_getLogs limit ({exc.cause})",

@@ -23,6 +23,7 @@ this drawing equal to the code)::
     ├── ChainError                     screener_base.errors
     │   ├── RpcError                   screener_base.errors
     │   │   ├── TransientRpcError      chains.rpc_errors
+    │   │   │   └── NodeBehindRpc      chains.rpc_errors
     │   │   ├── RpcUnavailable         chains.rpc_errors
     │   │   │   └── EndpointRefused    chains.rpc_errors
     │   │   ├── RpcRequestError        chains.rpc_errors
@@ -31,6 +32,7 @@ this drawing equal to the code)::
     │   ├── NodeBehind                 chains.scanning
     │   ├── ChainHalted                chains.scanning
     │   │   ├── NodeInconsistent       chains.scanning
+    │   │   ├── ProviderRefused        chains.scanning
     │   │   └── DeepReorg              chains.scanning
     │   └── IndexRangeUnverified       screener.indexes.sources
     ├── ScreeningUnavailable           screener_base.errors       (callers hold, never credit)

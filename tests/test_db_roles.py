@@ -160,6 +160,27 @@ def test_the_auditor_only_reads(world: World) -> None:
     auditor.dispose()
 
 
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "UPDATE index_cursors SET next_block = next_block + 1000000",  # trust blocks nobody scanned
+        "INSERT INTO index_cursors (chain, kind, next_block, first_block, sources, updated_at) "
+        "VALUES ('base', 'mixer', 1000000000, 0, '-', now())",
+        "UPDATE scan_cursors SET next_block = next_block + 1000",
+    ],
+    ids=["move-index-cursor", "invent-index-cursor", "move-scan-cursor"],
+)
+def test_a_reviewer_cannot_write_what_the_chain_says(world: World, sql: str) -> None:
+    """The attack (it went through before `db roles` revoked it): a reviewer with psql moves the mixer index
+    forward, so screening trusts a range nobody scanned and credits a mixer-funded deposit in it."""
+    alice = world.engine(ALICE)
+    try:
+        with pytest.raises(sa.exc.ProgrammingError, match="permission denied"), alice.begin() as conn:
+            conn.execute(sa.text(sql))
+    finally:
+        alice.dispose()
+
+
 def test_the_worker_still_decides_and_clears_what_a_re_screen_cleared(world: World) -> None:
     """The daemon's own work passes the guards: deciding new deposits, and crediting as the system a hold that
     was only "screening unavailable" once it screens clean."""

@@ -230,3 +230,35 @@ def test_trongrid_throttling_is_waited_out_not_a_refusal(chain: Chain, which: in
         finally:
             client.close()
         assert proxy.injected["http_body"] == 2
+
+
+@pytest.mark.parametrize(
+    ("message", "kind"),
+    [
+        ("finalized block not found", ErrorKind.PERMANENT),  # geth without the tag: fall back to confirmations
+        ("safe block not found", ErrorKind.PERMANENT),
+        ("Your request exceeds the limit of 25 requests per second", ErrorKind.TRANSIENT),
+        ("Rate limit for eth_getLogs block range queries exceeded, try again later", ErrorKind.TRANSIENT),
+        ("invalid block range: range exceeds maximum of 2000 blocks", ErrorKind.RANGE),
+    ],
+)
+def test_wordings_a_review_found(message: str, kind: ErrorKind) -> None:
+    """Plausible texts the first patterns got wrong: a tag a node lacks read as "node behind" stopped the
+    confirmations fallback; a rate limit read as a range limit collapsed the range to one block."""
+    assert classify_rpc_error(-32000, message) is kind
+
+
+def test_the_limit_in_error_data_is_read() -> None:
+    """Tenderly's wire shape: "invalid params", with the limit in data.payload (tests/data/provider_errors.json
+    records the payload text as the message)."""
+    from chains.rpc import Endpoint, RpcClient
+    from chains.rpc_errors import RangeTooLarge
+
+    client = RpcClient(["http://127.0.0.1:9"], chain_id=None)
+    try:
+        error = {"code": -32602, "message": "invalid params",
+                 "data": {"payload": "range 9009594 is bigger than range limit 2000"}}  # fmt: skip
+        got = client._error_from(Endpoint(url="http://127.0.0.1:9", label="t"), "eth_getLogs", error)
+        assert isinstance(got, RangeTooLarge) and got.hint_span == 2000
+    finally:
+        client.close()

@@ -240,9 +240,8 @@ def index_cmd(
     Finds what `audit verify` cannot without a node: facts never stored because the index cursor was moved past
     them in SQL, as well as facts deleted, edited or inserted. Each decision records the range it relied on
     (`indexes` in its event). Exit 0 the facts match the chain, 1 they differ (or the range was not finished
-    within --max-ranges), 2 the check could not run, 3 the node could not be reached.
+    within --max-ranges), 2 the check could not run (configuration, a range outside the index, no node served it).
     """
-    from screener.db import session_scope
     from screener.indexes.recheck import recheck_index
     from screener.indexes.rules import IndexKind
     from screener.indexes.sources import build_index_source
@@ -253,12 +252,11 @@ def index_cmd(
     if any(k not in {k.value for k in IndexKind} for k in kinds):
         raise ConfigError(f"--kind {kind!r} is not an index", "pass mixer, blacklist or all")
     source = build_index_source(state().settings, chain)
-    results = []
-    with session_scope(state().engine()) as s:
-        for k in kinds:
-            results.append(
-                recheck_index(s, source, k, utc_now(), from_block=from_block, to_block=to_block, max_ranges=max_ranges)
-            )
+    engine = state().engine()
+    results = [
+        recheck_index(engine, source, k, utc_now(), from_block=from_block, to_block=to_block, max_ranges=max_ranges)
+        for k in kinds
+    ]
     _report_index(results, as_json)
 
 
@@ -276,9 +274,14 @@ def _report_index(results: list[Any], as_json: bool) -> None:
         c = r.comparison
         typer.echo(f"{r.chain} {r.kind}: blocks {r.from_block}..{r.to_block}, {r.ranges} range(s), "
                    f"{c.on_chain} on chain, {c.stored} stored")  # fmt: skip
-    if not bad:
-        return
-    r = bad[0]
+    for r in bad:
+        typer.echo(f"error: {r.chain} {r.kind} index: {_why(r)}; investigate before trusting its decisions", err=True)
+    if bad:
+        raise typer.Exit(TAMPERED_EXIT)
+
+
+def _why(r: Any) -> str:
+    """The first difference of one kind's recheck, differences before an unfinished range."""
     c = r.comparison
     if c.counts["missing"]:
         why = (
@@ -293,8 +296,7 @@ def _report_index(results: list[Any], as_json: bool) -> None:
         why = f"{c.counts['differing']} stored fact(s) differ from the chain, first {printable(c.differing[0])}"
     else:
         why = f"stopped at block {r.to_block} of {r.requested_to_block} (--max-ranges); nothing after it was compared"
-    typer.echo(f"error: {r.chain} {r.kind} index: {why}; investigate before trusting its decisions", err=True)
-    raise typer.Exit(TAMPERED_EXIT)
+    return why
 
 
 def register(app: typer.Typer) -> None:

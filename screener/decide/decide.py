@@ -16,7 +16,7 @@ from sqlmodel import Session
 from screener.decide.gather import ListState, RpcLookup, gather, window_blocks
 from screener.decide.rescreen import make_index_hook
 from screener.indexes.rules import IndexKind
-from screener.indexes.store import catch_up, coverage_gap, extend_back, index_coverage
+from screener.indexes.store import catch_up, coverage_gap, extend_back, index_coverage, lock_cursors
 from screener.models.deposits import Deposit
 from screener.pipeline.store import Decide
 from screener.review import service as review
@@ -57,7 +57,9 @@ def decide_deposits(
     for deposit in deposits:
         inp = gather(session, deposit, lists, settings, rpc_lookup)
         verdict = screen(inp, settings.screening, now)
-        relied_on = coverage.setdefault(deposit.chain, index_coverage(session, deposit.chain))
+        if deposit.chain not in coverage:
+            coverage[deposit.chain] = index_coverage(session, deposit.chain)
+        relied_on = coverage[deposit.chain]
         review.apply_verdict(session, deposit, verdict, settings, now, relied_on=dict(relied_on))
         verdicts.append(verdict)
     return verdicts
@@ -74,6 +76,7 @@ def _catch_up(
         low, high = spans.get(d.chain, (int(d.block_number), int(d.block_number)))
         spans[d.chain] = (min(low, int(d.block_number)), max(high, int(d.block_number)))
     on_new_facts = make_index_hook(settings)
+    lock_cursors(session, [c for c in spans if rpc_lookup(c) is not None])
     for chain, (low, high) in sorted(spans.items()):
         source = rpc_lookup(chain)
         if source is None:
@@ -81,10 +84,13 @@ def _catch_up(
         for kind in (IndexKind.MIXER, IndexKind.BLACKLIST):
             window = window_blocks(settings, chain, kind)
             try:
-                if coverage_gap(session, chain, kind, high) is not None:
-                    catch_up(session, source, kind, settings, now, high, on_new_facts=on_new_facts)
-                if coverage_gap(session, chain, kind, low, window) is not None:
-                    extend_back(session, source, kind, settings, now, max(0, low - window), on_new_facts=on_new_facts)
+                # A savepoint: a failure half-way (facts sealed, the re-screen hook failing) leaves nothing behind.
+                with session.begin_nested():
+                    if coverage_gap(session, chain, kind, high) is not None:
+                        catch_up(session, source, kind, settings, now, high, on_new_facts=on_new_facts)
+                    if coverage_gap(session, chain, kind, low, window) is not None:
+                        down_to = max(0, low - window)
+                        extend_back(session, source, kind, settings, now, down_to, on_new_facts=on_new_facts)
             except ScreenerError as exc:
                 # The deposits stay uncovered and are held as "unavailable"; the next scan retries.
                 log.warning("%s %s index catch-up for blocks %s..%s failed: %s", chain, kind, low, high, exc)

@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
+from screener.db import session_scope
 from screener.indexes.rules import FactComparison, IndexKind, compare_facts
-from screener.indexes.store import IndexSource, fetch_rows, scanned_range
+from screener.indexes.store import IndexSource, fetch_rows, index_matches, scanned_range
 from screener.models.screening import BlacklistEventRow, MixerWithdrawalRow
 from screener_base.clock import ensure_utc
 from screener_base.errors import ConfigError
@@ -54,20 +56,30 @@ def _stored(session: Session, chain: str, kind: str, lo: int, hi: int) -> list[d
 
 
 def _bounds(session: Session, source: IndexSource, kind: str, lo: int | None, hi: int | None) -> tuple[int, int]:
-    covered = scanned_range(session, source.chain, kind)
-    if covered is None and (lo is None or hi is None):
-        raise ConfigError(
-            f"{source.chain} has no {kind} index yet", "pass --from-block and --to-block, or let the daemon scan first"
-        )
-    first, last = covered if covered is not None else (0, 0)
-    lo, hi = first if lo is None else lo, last if hi is None else hi
-    if lo < 0 or hi < lo:
+    """The range to compare: the requested one, within what the index covers (outside it no fact was ever stored,
+    so every fact there would look deleted)."""
+    if lo is not None and hi is not None and (lo < 0 or hi < lo):
         raise ConfigError(f"block range {lo}..{hi} is empty", "pass --from-block at or below --to-block")
+    covered = scanned_range(session, source.chain, kind)
+    if covered is None:
+        raise ConfigError(f"{source.chain} has no {kind} index yet", "let the daemon scan first")
+    if not index_matches(session, source, kind):
+        raise ConfigError(
+            f"{source.chain}'s {kind} index was built for other contracts than configured now",
+            "run it with the configuration the index was built with (the next scan restarts the index)",
+        )
+    first, last = covered
+    lo, hi = max(first, first if lo is None else lo), min(last, last if hi is None else hi)
+    if hi < lo:
+        raise ConfigError(
+            f"blocks {lo}..{hi} are outside what the {kind} index covers ({first}..{last})",
+            "pass a range inside it; nothing outside it was ever indexed",
+        )
     return lo, hi
 
 
 def recheck_index(
-    session: Session,
+    engine: Engine,
     source: IndexSource,
     kind: str,
     now: datetime,
@@ -76,15 +88,20 @@ def recheck_index(
     to_block: int | None = None,
     max_ranges: int = DEFAULT_MAX_RANGES,
 ) -> RecheckResult:
-    """Compare stored facts with the chain over [from_block, to_block] (default: the range the index covers)."""
-    lo, hi = _bounds(session, source, kind, from_block, to_block)
+    """Compare stored facts with the chain over [from_block, to_block] (default and bound: what the index covers).
+
+    Reads the chain outside any transaction and each range's stored facts in a short one of its own: on SQLite a
+    transaction holds the write lock, and a long check must not stall the daemon."""
+    with session_scope(engine) as session:
+        lo, hi = _bounds(session, source, kind, from_block, to_block)
     total, ranges, done = FactComparison(), 0, lo - 1
     start = lo
     while start <= hi and ranges < max_ranges and source.contracts(kind):
         end = min(hi, start + source.max_block_range - 1)
         chain_rows = [r.model_dump() for r in fetch_rows(source, kind, start, end, ensure_utc(now))]
         try:
-            stored = _stored(session, source.chain, kind, start, end)
+            with session_scope(engine) as session:
+                stored = _stored(session, source.chain, kind, start, end)
         except (SQLAlchemyError, ValueError, TypeError) as exc:
             total.note("differing", f"stored facts of blocks {start}..{end} are malformed ({type(exc).__name__})")
             stored = []

@@ -103,6 +103,21 @@ def _cursor(session: Session, chain: str, kind: str, *, lock: bool = False) -> I
     return session.exec(stmt).first()
 
 
+def lock_cursors(session: Session, chains: Sequence[str]) -> None:
+    """Lock the existing index cursors of ``chains`` in (chain, kind) order. The decider calls it before any
+    catch-up: a catch-up that finds facts then takes the audit head while holding cursors, and a scan job holds one
+    cursor and wants the head; taking every cursor first leaves no cursor to wait for while holding the head."""
+    if not chains:
+        return
+    stmt = (
+        select(IndexCursor)
+        .where(col(IndexCursor.chain).in_(sorted(set(chains))))
+        .order_by(col(IndexCursor.chain), col(IndexCursor.kind))
+        .with_for_update()
+    )
+    list(session.exec(stmt))
+
+
 def _ensure_cursor(
     session: Session, source: IndexSource, kind: str, settings: Settings, head: int, now: datetime
 ) -> int:
@@ -340,6 +355,12 @@ def coverage_gap(session: Session, chain: str, kind: str, block_number: int, win
     if cursor.first_block > needed:
         return f"{chain} {kind} index starts at block {cursor.first_block}, its window needs block {needed}"
     return None
+
+
+def index_matches(session: Session, source: IndexSource, kind: str) -> bool:
+    """Whether the chain's index of ``kind`` was built for the contracts ``source`` scans now."""
+    cursor = _cursor(session, source.chain, kind)
+    return cursor is not None and cursor.sources == source.fingerprint(kind)
 
 
 def scanned_range(session: Session, chain: str, kind: str) -> tuple[int, int] | None:

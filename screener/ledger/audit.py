@@ -18,6 +18,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from screener.ledger import seals, stored
@@ -205,9 +206,14 @@ def record_seal_baseline(session: Session, now: datetime) -> dict[str, int] | No
     baseline named (a table an upgrade added to sealing); None when there are none."""
     lock_head(session)
     named: set[str] = set()
-    recorded = select(AuditEvent).where(AuditEvent.kind == seals.BASELINE_KIND).limit(100)
-    for event in session.exec(recorded):
-        ids = event.payload.get("pre_sealing_max_ids") if isinstance(event.payload, dict) else None
+    # Raw: a malformed payload (audit verify names it) must not stop an upgrade or the daemon's start.
+    recorded = sa.text("SELECT payload FROM audit_events WHERE kind = :k ORDER BY seq LIMIT 100")
+    for (raw,) in session.execute(recorded, {"k": seals.BASELINE_KIND}):
+        try:
+            payload = json.loads(raw) if isinstance(raw, str | bytes) else raw
+        except ValueError:
+            continue
+        ids = payload.get("pre_sealing_max_ids") if isinstance(payload, dict) else None
         named.update(ids if isinstance(ids, dict) else ())
     rows = {t: n for t, n in seals.baseline_rows(session).items() if t not in named}
     if not rows:

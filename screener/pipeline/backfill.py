@@ -118,6 +118,7 @@ def backfill(
             new = insert_new(session, scan.deposits(rt.name, now))
             if new and decide is not None:
                 decide(session, new, now)
+        refused = 0
         result.ranges += 1
         result.add_read(scan)
         result.add_recorded(scan, len(new))

@@ -334,6 +334,11 @@ def role_statements(
 _DELETES = {WORKER: ("chain_headers", "deposits", "deposit_addresses"), REVIEWER: ("deposit_addresses",)}
 
 
+_CHAIN_TABLES = (
+    "index_cursors", "mixer_withdrawals", "issuer_blacklist_events", "scan_cursors", "chain_headers",
+)  # fmt: skip
+
+
 def _grants(tables: list[str]) -> list[str]:
     groups = f"{WORKER}, {REVIEWER}, {AUDITOR}"
     writable = ", ".join(t for t in tables if t != "audit_events")
@@ -345,6 +350,9 @@ def _grants(tables: list[str]) -> list[str]:
         f"GRANT SELECT ON {', '.join(tables)} TO {groups}",
         f"GRANT INSERT, UPDATE ON {writable} TO {WORKER}, {REVIEWER}",
         f"REVOKE UPDATE ON ledger_transfers FROM {groups}",  # a transfer is immutable once written
+        # What the chain and the indexes say is the worker's to write: a reviewer moving an index cursor forward
+        # would make screening trust blocks nobody scanned.
+        f"REVOKE INSERT, UPDATE ON {', '.join(t for t in _CHAIN_TABLES if t in tables)} FROM {REVIEWER}",
         f"GRANT INSERT ON audit_events TO {WORKER}, {REVIEWER}",
         f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {WORKER}, {REVIEWER}",
     ]

@@ -159,7 +159,14 @@ def shared_db(chain: Chain, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     engine.dispose()
 
 
-@pytest.mark.parametrize("entry", LIMITS, ids=_ids(LIMITS))
+# Every sixth message in `make test`; all of them in `make test-long` (about 80 s on one worker).
+_LIMIT_PARAMS = [
+    pytest.param(m, id=i, marks=() if n % 6 == 0 else pytest.mark.slow)
+    for n, (m, i) in enumerate(zip(LIMITS, _ids(LIMITS), strict=True))
+]
+
+
+@pytest.mark.parametrize("entry", _LIMIT_PARAMS)
 def test_backfill_completes_behind_each_limit_message(chain: Chain, entry: dict[str, Any], shared_db: Engine) -> None:
     fault, max_range = _plan(entry, LIMITS.index(entry), chain.head)
     last, engine = chain.head, shared_db

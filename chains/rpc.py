@@ -278,10 +278,10 @@ class RpcClient:
 
     def _parse_http(self, ep: Endpoint, resp: httpx.Response) -> Any:
         status = resp.status_code
+        retry_after = parse_retry_after(resp.headers.get("Retry-After"))
         if status == 429:
             ep.stats.rate_limited += 1
-            raise self._transient(ep, "HTTP 429 rate limited", parse_retry_after(resp.headers.get("Retry-After")))
-        retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+            raise self._transient(ep, "HTTP 429 rate limited", retry_after)
         if status >= 500 or status in (408, 425):
             raise self._transient(ep, f"HTTP {status}", retry_after)
         try:

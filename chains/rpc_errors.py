@@ -76,6 +76,20 @@ SHRINKABLE = frozenset({ErrorKind.RANGE, ErrorKind.RESULT_COUNT, ErrorKind.RESPO
 # Shrinks an eth_getLogs range gets for an error nobody recognised, before it counts as permanent.
 MAX_UNRECOGNIZED_SHRINKS = 3
 
+
+def count_unrecognized(exc: RangeTooLarge, seen: int, where: str) -> int:
+    """``seen`` plus one when nobody recognised ``exc``'s wording; past MAX_UNRECOGNIZED_SHRINKS such refusals it
+    is no longer taken for a size limit: RpcRequestError, so the caller tries another endpoint."""
+    seen += 0 if exc.recognized else 1
+    if seen > MAX_UNRECOGNIZED_SHRINKS:
+        raise RpcRequestError(
+            f"eth_getLogs on {where} was refused {seen} times, shrinking, with an error not known to be a size limit "
+            f"({exc.cause})",
+            "another endpoint is tried; if it is a limit, report its wording (chains/rpc_errors.py)",
+        )
+    return seen
+
+
 # Checked in this order: the first that matches decides (a "max topics" text also says "exceed max").
 _PATTERNS: tuple[tuple[ErrorKind, re.Pattern[str]], ...] = tuple(
     (kind, re.compile(pattern, re.IGNORECASE))
@@ -101,9 +115,9 @@ _PATTERNS: tuple[tuple[ErrorKind, re.Pattern[str]], ...] = tuple(
          r"|range limit|requested too many blocks"
          r"|requested blocks|at most [\d,.]+ blocks|ranges over|range [\d,.]+ (exceeds|is bigger)"
          r"|range allowed|smaller than size|more than [\d,.]+ blocks|exceeds? (the )?(max|limit)"),
-        (ErrorKind.TRANSIENT, r"timeout|timed out|busy|try again|rate.?limit|too many requests|capacity|overload"
+        (ErrorKind.TRANSIENT, r"timeout|timed out|busy|try again|capacity|overload"
          r"|temporar|unavailable|request limit|limit exceeded|internal error|upstream|not synced|syncing"
-         r"|no backend|healthy|credits limited|per ?sec|request count exceeded|rate exceeded|context canceled"),
+         r"|no backend|healthy|per ?sec|request count exceeded|rate exceeded|context canceled"),
         (ErrorKind.PERMANENT, r"invalid (argument|params|address)"
          r"|method not found|not supported|unauthori[sz]ed|forbidden|api key|not allowed|does not exist"),
     )

@@ -21,7 +21,7 @@ from typing import Any
 from chains.codec import topic_for
 from chains.registry import ChainSpec
 from chains.rpc import Endpoint, RpcClient
-from chains.rpc_errors import MAX_UNRECOGNIZED_SHRINKS, RangeTooLarge, RpcRequestError
+from chains.rpc_errors import RangeTooLarge, RpcRequestError, count_unrecognized
 from chains.transfers import TRANSFER_TOPIC0
 from screener_base.errors import ChainError, DecodeError, RpcError
 
@@ -271,13 +271,7 @@ def fetch_logs(
         try:
             logs, raw_header = client.get_logs_and_block(query.filter(from_block, end), end, endpoint=ep)
         except RangeTooLarge as exc:
-            unrecognized += 0 if exc.recognized else 1
-            if unrecognized > MAX_UNRECOGNIZED_SHRINKS:
-                raise RpcRequestError(
-                    f"eth_getLogs on {ep.label} was refused {unrecognized} times, shrinking, with an error not known "
-                    f"to be a size limit ({exc.cause})",
-                    "another endpoint is tried; if it is a limit, report its wording (chains/rpc_errors.py)",
-                ) from None
+            unrecognized = count_unrecognized(exc, unrecognized, ep.label)
             if not exc.recognized and span > 1:
                 span, shrinks = span // 2, shrinks + 1  # not the shared sizer: it may not be a limit at all
                 continue

@@ -76,11 +76,10 @@ def _catch_up(
         low, high = spans.get(d.chain, (int(d.block_number), int(d.block_number)))
         spans[d.chain] = (min(low, int(d.block_number)), max(high, int(d.block_number)))
     on_new_facts = make_index_hook(settings)
-    lock_cursors(session, [c for c in spans if rpc_lookup(c) is not None])
-    for chain, (low, high) in sorted(spans.items()):
-        source = rpc_lookup(chain)
-        if source is None:
-            continue
+    sources = {chain: source for chain in sorted(spans) if (source := rpc_lookup(chain)) is not None}
+    lock_cursors(session, list(sources))
+    for chain, source in sources.items():
+        low, high = spans[chain]
         for kind in (IndexKind.MIXER, IndexKind.BLACKLIST):
             window = window_blocks(settings, chain, kind)
             try:

@@ -105,17 +105,8 @@ def recheck_index(
         except (SQLAlchemyError, ValueError, TypeError) as exc:
             total.note("differing", f"stored facts of blocks {start}..{end} are malformed ({type(exc).__name__})")
             stored = []
-        _merge(total, compare_facts(chain_rows, stored))
+        compare_facts(chain_rows, stored, total)
         ranges, done, start = ranges + 1, end, end + 1
     if not source.contracts(kind):
         done = hi  # nothing to scan on this chain: trivially complete, as the index treats it
     return RecheckResult(source.chain, kind, lo, done, hi, ranges, total)
-
-
-def _merge(total: FactComparison, part: FactComparison) -> None:
-    total.on_chain += part.on_chain
-    total.stored += part.stored
-    for what in ("missing", "extra", "differing"):
-        for text in getattr(part, what):
-            total.note(what, text)
-        total.counts[what] += part.counts[what] - len(getattr(part, what))

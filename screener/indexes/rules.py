@@ -55,9 +55,14 @@ class FactComparison:
             listed.append(text)
 
 
-def compare_facts(on_chain: Sequence[Mapping[str, Any]], stored: Sequence[Mapping[str, Any]]) -> FactComparison:
-    """Match facts by (tx_hash, log_index) and compare every column the chain determines."""
-    out = FactComparison(on_chain=len(on_chain), stored=len(stored))
+def compare_facts(
+    on_chain: Sequence[Mapping[str, Any]], stored: Sequence[Mapping[str, Any]], out: FactComparison | None = None
+) -> FactComparison:
+    """Match facts by (tx_hash, log_index) and compare every column the chain determines; adds to ``out`` (one
+    comparison over several ranges) or to a new one."""
+    out = out if out is not None else FactComparison()
+    out.on_chain += len(on_chain)
+    out.stored += len(stored)
     chain_by = {(str(r["tx_hash"]), int(r["log_index"])): r for r in on_chain}
     stored_by = {(str(r.get("tx_hash")), _int(r.get("log_index"))): r for r in stored}
     for key in sorted(chain_by.keys() - stored_by.keys()):

@@ -16,7 +16,7 @@ from typing import Any
 from chains.blacklists import Interface
 from chains.mixers import mixer_contracts, pool_addresses
 from chains.rpc import Endpoint
-from chains.rpc_errors import MAX_UNRECOGNIZED_SHRINKS, RangeTooLarge, RpcRequestError, RpcUnavailable
+from chains.rpc_errors import RangeTooLarge, RpcRequestError, RpcUnavailable, count_unrecognized
 from chains.scanning import BEHIND_ATTEMPTS, NodeBehind, get_headers, parse_header
 from screener.indexes.store import BlacklistToken, IndexSource
 from screener.pipeline.runtime import ChainRuntime, build_chain_runtime
@@ -91,13 +91,7 @@ def _logs_on(runtime: ChainRuntime, ep: Endpoint, params: dict[str, Any], deadli
             out += _verified_logs(runtime, ep, {**params, "fromBlock": hex(a), "toBlock": hex(b)}, b, deadline)
         except RangeTooLarge as exc:
             shrinks += 1
-            unrecognized += 0 if exc.recognized else 1
-            if unrecognized > MAX_UNRECOGNIZED_SHRINKS:
-                raise RpcRequestError(
-                    f"eth_getLogs on {ep.label} kept failing, shrinking, with an error not known to be a size limit "
-                    f"({exc.cause})",
-                    "another endpoint is tried",
-                ) from None
+            unrecognized = count_unrecognized(exc, unrecognized, ep.label)
             if a == b or shrinks > MAX_RANGE_SHRINKS:
                 raise
             mid = (a + b) // 2

@@ -33,6 +33,7 @@ from screener.settings import Settings
 from screener_base.addresses import Family, hex_to_tron, tron_to_hex20
 from screener_base.clock import utc_now
 from screener_base.errors import AddressError, ConfigError
+from tests.support import cli_fork
 from tests.support.ledger_model import DECLARED_TOML
 
 SCREENER = Path(sys.executable).with_name("screener")
@@ -177,7 +178,7 @@ def test_remove_unregisters_audits_and_keeps_recorded_deposits(engine: Engine) -
 
 def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCREENER_")}
-    return subprocess.run(
+    return cli_fork.run(
         [str(SCREENER), "--config", str(tmp_path / "c.toml"), *args],
         capture_output=True,
         text=True,

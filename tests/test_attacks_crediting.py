@@ -45,6 +45,7 @@ from screener.screening.verdicts import Decision
 from screener.settings import ListSettings, Settings, load_settings
 from screener_base.addresses import Family, infer_family
 from screener_base.errors import ConfigError, ReviewError
+from tests.support import cli_fork
 from tests.support.advanced_writer import Party, load_per_asset_lists, parties_from_pairs, render, write_advanced_xml
 from tests.support.reliability import SCREENER, clean_env
 from tests.support.screening_env import cover_indexes, make_deposit
@@ -349,7 +350,7 @@ def test_case1_through_the_cli(tmp_path: Path, lists_dir: dict[str, Path]) -> No
     try:
         _covered(engine)
         hold_id = _decide(engine, Settings(database={"url": url}), LAZARUS)
-        refresh = subprocess.run(
+        refresh = cli_fork.run(
             [str(SCREENER), "--config", str(cfg), "lists", "refresh", "--source", str(lists_dir["same"])],
             capture_output=True,
             text=True,
@@ -358,7 +359,7 @@ def test_case1_through_the_cli(tmp_path: Path, lists_dir: dict[str, Path]) -> No
         )
         assert refresh.returncode == 0, refresh.stderr
         assert "+0 -0" in refresh.stdout and "1 took new evidence" in refresh.stdout, refresh.stdout
-        release = subprocess.run(
+        release = cli_fork.run(
             [
                 str(SCREENER),
                 "--config",

@@ -8,7 +8,6 @@ amount, MIXER finding), an open review flag F, the roles installed, the worker/a
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from screener.ledger.rules import CUSTODY, POSTED, RETURN_PAYABLE, STEP_REJECT_M
 from screener.models.deposits import Deposit
 from screener.review import service as review
 from screener.screening.verdicts import Decision, Verdict
+from tests.support import cli_fork
 from tests.support.ledger_model import NOW, make_deposit
 from tests.support.os_users import run_as
 from tests.support.reliability import SCREENER, clean_env
@@ -104,7 +104,7 @@ def test_reviewer_skips_four_eyes_with_her_own_threshold(world: World) -> None:
     cfg = world.dir / "alice-own.toml"
     cfg.write_text(world.config(ALICE).read_text().replace("10000", "1000000000000"))
     cmd = [str(SCREENER), "--config", str(cfg), "holds", "release", f"H-{world.hold_id}", "--reason", "alone"]
-    res = subprocess.run(cmd, capture_output=True, text=True, env=clean_env(), timeout=120)
+    res = cli_fork.run(cmd, capture_output=True, text=True, env=clean_env(), timeout=120)
     assert res.returncode == 2, (res.stdout, res.stderr)
     assert _hold_row(world, world.hold_id)["state"] == "open"
 

@@ -3,17 +3,18 @@ can break their imports without any other test noticing). Nothing is timed or co
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.support import cli_fork
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _run(script: str, *args: str) -> str:
-    proc = subprocess.run(
+    proc = cli_fork.run(
         [sys.executable, str(ROOT / "bench" / script), *args],
         capture_output=True,
         text=True,

@@ -22,6 +22,7 @@ from screener.ledger.audit import verify_chain
 from screener.ledger.checkpoint_rules import CHECKPOINT_NAMESPACE, checkpoint_json
 from screener.models.daemon import AlertOutbox
 from screener.settings import Settings
+from tests.support import cli_fork
 from tests.support.ledger_model import NOW
 from tests.support.reliability import SCREENER, clean_env
 from tests.support.tamper import drop_append_only
@@ -84,7 +85,7 @@ def test_older_checkpoints_still_match_and_the_newest_matching_is_named(engine: 
 
 def _cli(cfg: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     cmd = [str(SCREENER), "--config", str(cfg), *args]
-    return subprocess.run(cmd, capture_output=True, text=True, env=clean_env(**env), timeout=120)
+    return cli_fork.run(cmd, capture_output=True, text=True, env=clean_env(**env), timeout=120)
 
 
 def test_cli_checkpoint_then_verify_with_the_file_and_the_head(sqlite_engine: Engine, tmp_path: Path) -> None:

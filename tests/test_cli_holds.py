@@ -27,6 +27,7 @@ from screener.models.screening import IndexCursor
 from screener.review import service as review
 from screener.screening.verdicts import Decision, Finding, Severity, Verdict
 from screener.settings import Settings
+from tests.support import cli_fork
 from tests.support.ledger_model import NOW, make_deposit, snapshot
 from tests.support.tamper import SQLITE_APPEND_ONLY_TRIGGERS
 
@@ -45,7 +46,7 @@ class Cli:
     def run(self, *args: str, operator: str | None = "alice") -> subprocess.CompletedProcess[str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SCREENER_")}
         pre = ["--operator", operator] if operator else []
-        return subprocess.run(
+        return cli_fork.run(
             [str(SCREENER), "--config", str(self.config), *pre, *args],
             capture_output=True,
             text=True,
@@ -73,7 +74,7 @@ def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("template")
     cfg = d / "c.toml"
     cfg.write_text(f'[database]\nurl = "sqlite:///{d / "s.db"}"\n')
-    res = subprocess.run([str(SCREENER), "--config", str(cfg), "db", "upgrade"], capture_output=True, text=True)
+    res = cli_fork.run([str(SCREENER), "--config", str(cfg), "db", "upgrade"], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     return d / "s.db"
 
@@ -179,7 +180,7 @@ def test_operator_comes_from_env_when_no_flag(cli: Cli) -> None:
     env_cli = Cli(cli.dir, cli.config, cli.db_url)
     os.environ["SCREENER_OPERATOR"] = "frank"
     try:
-        res = subprocess.run(
+        res = cli_fork.run(
             [str(SCREENER), "--config", str(cli.config), "holds", "release", "H-1", "--reason", "ok"],
             capture_output=True,
             text=True,
@@ -222,7 +223,7 @@ def test_operator_after_the_subcommand(cli: Cli) -> None:
 def test_help_shows_the_hold_id_as_required(cli: Cli) -> None:
     env = {**os.environ, "COLUMNS": "120", "NO_COLOR": "1"}
     for args in (["holds", "release"], ["holds", "show"], ["flags", "resolve"]):
-        res = subprocess.run([str(SCREENER), *args, "--help"], capture_output=True, text=True, env=env, timeout=60)
+        res = cli_fork.run([str(SCREENER), *args, "--help"], capture_output=True, text=True, env=env, timeout=60)
         assert res.returncode == 0, res.stderr
         usage = next(line for line in res.stdout.splitlines() if "Usage:" in line)
         name = "flag" if args[0] == "flags" else "hold"

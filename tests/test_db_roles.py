@@ -20,6 +20,7 @@ from screener.review import service as review
 from screener.review.identity import IdentityMode
 from screener.screening.verdicts import Decision, Finding, Severity, Verdict
 from screener.settings import Settings
+from tests.support import cli_fork
 from tests.support.ledger_model import NOW, make_deposit, make_screenable, not_listed, snapshot
 from tests.support.reliability import SCREENER, clean_env
 
@@ -53,7 +54,7 @@ class World:
 
     def cli(self, role: str | None, *args: str) -> subprocess.CompletedProcess[str]:
         cmd = [str(SCREENER), "--config", str(self.config(role)), *args]
-        return subprocess.run(cmd, capture_output=True, text=True, env=clean_env(), timeout=120)
+        return cli_fork.run(cmd, capture_output=True, text=True, env=clean_env(), timeout=120)
 
     def engine(self, role: str) -> Engine:
         return make_engine(self.url(role))
@@ -228,7 +229,7 @@ def test_signed_four_eyes_under_database_logins(world: World) -> None:
         cfg.write_text(world.config(role).read_text().replace("[review]\n", signing))
         env = clean_env(SCREENER_REVIEW__SIGNING_KEY_PATH=str(keys[key]))
         cmd = [str(SCREENER), "--config", str(cfg), *args]
-        return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+        return cli_fork.run(cmd, capture_output=True, text=True, env=env, timeout=120)
 
     label = f"H-{world.hold_id}"
     refused = cli(ALICE, BOB, "holds", "release", label, "--reason", "bob's key")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -14,13 +13,14 @@ from screener.db import make_engine, session_scope
 from screener.demo import world as dw
 from screener.demo.run import _fresh_database, cli_hints
 from screener.models.deposits import Deposit
+from tests.support import cli_fork
 
 
 def test_demo_finishes_with_held_and_credited_deposits(tmp_path: Path) -> None:
     workdir = tmp_path / "demo"
     workdir.mkdir()
     (workdir / "demo.db").write_text("a previous demo's database")
-    proc = subprocess.run(
+    proc = cli_fork.run(
         [sys.executable, "-m", "screener", "demo", "--workdir", str(workdir)],
         capture_output=True,
         text=True,
@@ -65,7 +65,7 @@ def test_demo_finishes_with_held_and_credited_deposits(tmp_path: Path) -> None:
     ]
     # The daemon kept the chain's head beside the database, the last one as it stopped.
     lines = (workdir / "checkpoints.jsonl").read_text().splitlines()
-    verified = subprocess.run(
+    verified = cli_fork.run(
         [sys.executable, "-m", "screener", "--config", str(workdir / "demo.toml"), "audit", "verify", "--json",
          "--checkpoints", str(workdir / "checkpoints.jsonl")],
         capture_output=True, text=True, timeout=120, check=False, cwd=tmp_path,

@@ -9,7 +9,6 @@ layout, USDT-/USDC-like tokens with issuer blacklists and a Forwarder are deploy
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from screener.pipeline.runtime import ChainRuntime, build_chain_runtime, spec_fr
 from screener.pipeline.tick import tick
 from screener.settings import Settings, load_settings
 from screener_base.addresses import hex_to_tron, tron_to_hex20
+from tests.support import cli_fork
 from tests.support.advanced_writer import load_per_asset_lists, render
 from tests.support.anvil import Anvil, run_anvil
 
@@ -101,7 +101,7 @@ class World:
             return hold.id
 
     def cli(self, *args: str) -> str:
-        proc = subprocess.run(
+        proc = cli_fork.run(
             [SCREENER, "--config", str(self.config), "--operator", "e2e", *args],
             capture_output=True,
             text=True,

@@ -21,6 +21,7 @@ from screener.review.identity import IdentityMode, identity_mode
 from screener.screening.verdicts import Decision, Finding, Severity, Verdict
 from screener.settings import Settings
 from screener_base.errors import ConfigError
+from tests.support import cli_fork
 from tests.support.ledger_model import NOW, make_deposit, make_screenable, snapshot
 from tests.support.os_users import ensure_user, run_as, shared_dir
 from tests.support.reliability import SCREENER, clean_env
@@ -160,7 +161,7 @@ def test_database_logins_complete_four_eyes_and_every_spoof_is_refused(pg_url: s
 
     def run(cfg: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
         cmd = [str(SCREENER), "--config", str(cfg), *args]
-        return subprocess.run(cmd, capture_output=True, text=True, env=clean_env(**env), timeout=120)
+        return cli_fork.run(cmd, capture_output=True, text=True, env=clean_env(**env), timeout=120)
 
     asked = run(alice, "holds", "release", label, "--reason", "known customer")
     assert asked.returncode == 0 and "awaits approval" in asked.stdout, asked.stderr

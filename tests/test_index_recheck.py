@@ -27,6 +27,7 @@ from screener.indexes.sources import build_index_source
 from screener.indexes.store import scan_blacklist_index, scan_mixer_index
 from screener.lists import store as lists_store
 from screener.settings import Settings, load_settings
+from tests.support import cli_fork
 from tests.support.anvil import Anvil, run_anvil
 from tests.support.reliability import SCREENER, clean_env
 from tests.support.screening_env import make_deposit
@@ -53,7 +54,7 @@ class World:
         scan_blacklist_index(self.engine, source, self.settings, now, on_new_facts=hook)
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
+        return cli_fork.run(
             [str(SCREENER), "--config", str(self.config), *args],
             capture_output=True,
             text=True,

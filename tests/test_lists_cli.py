@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from sanctions_lists.ofac import NS_SLS
+from tests.support import cli_fork
 from tests.support.advanced_writer import load_per_asset_lists, render
 from tests.support.http_server import Reply, serve
 
@@ -27,7 +28,7 @@ def cli(tmp_path: Path):  # type: ignore[no-untyped-def]
     env["SCREENER_LISTS__RETRY_WAIT_S"] = "0.01"
 
     def run(*args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
+        return cli_fork.run(
             [str(SCREENER), *args], cwd=tmp_path, env={**env, **extra_env}, capture_output=True, text=True, timeout=120
         )
 

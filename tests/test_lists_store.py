@@ -6,7 +6,6 @@ Every test runs on SQLite and PostgreSQL (the ``engine`` fixture).
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import threading
 from datetime import UTC, date, datetime, timedelta
@@ -27,6 +26,7 @@ from screener.models.lists import ListRefresh, ListVersion
 from screener.settings import ListSettings, Settings
 from screener_base.clock import ensure_utc
 from screener_base.errors import ListError, ScreeningUnavailable
+from tests.support import cli_fork
 from tests.support.advanced_writer import load_per_asset_lists, render
 from tests.support.http_server import Reply, serve
 
@@ -313,7 +313,7 @@ def test_cli_refresh_from_an_older_list_is_one_line_exit_1(engine: Engine, share
     old = tmp_path / "old.xml"
     _list_less_one_address(shared_data, old)
     screener = Path(sys.executable).with_name("screener")
-    run = subprocess.run(
+    run = cli_fork.run(
         [str(screener), "lists", "refresh", "--source", str(old)],
         cwd=tmp_path,
         env=env,

@@ -16,6 +16,7 @@ from sqlmodel import Session
 from screener.demo.devnet.anvil import Anvil
 from screener.models.deposits import Deposit
 from screener.pipeline.backfill import BlockRangeError, backfill, plan_range
+from tests.support import cli_fork
 from tests.support.chain_env import (
     CHAIN,
     deposit_address,
@@ -104,7 +105,7 @@ tokens = {{ USDT = "{env.usdt}", USDC = "{env.usdc}" }}
     env_vars = {k: v for k, v in os.environ.items() if not k.startswith("SCREENER_")}
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
+        return cli_fork.run(
             [str(SCREENER), "--config", str(tmp_path / "c.toml"), *args],
             capture_output=True,
             text=True,

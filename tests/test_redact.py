@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
 import sys
 from datetime import UTC, datetime
 
@@ -24,6 +23,7 @@ from screener.pipeline.runtime import build_chain_runtime
 from screener.settings import Settings
 from screener_base.errors import ChainError
 from screener_base.redact import endpoint_labels, redact_text, redact_url
+from tests.support import cli_fork
 from tests.support.chain_env import FAST_RETRY
 
 NOW = datetime(2025, 6, 1, tzinfo=UTC)
@@ -99,7 +99,7 @@ def test_short_keys_never_shown_in_errors_logs_rows_status_or_metrics(
         snap = collect(s, settings, NOW)
         stored = [(r.chain, r.endpoint) for r in s.exec(select(RpcEndpointErrors))]
     assert sorted(e for _c, e in stored) == sorted(labels)
-    cli = subprocess.run(
+    cli = cli_fork.run(
         [SCREENER, "status"],
         env={
             **{k: v for k, v in os.environ.items() if not k.startswith("SCREENER_")},

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import random
-import subprocess
 import threading
 import time
 from collections import Counter
@@ -44,6 +43,7 @@ from screener.settings import Settings, load_settings
 from screener_base.addresses import Family
 from screener_base.clock import utc_now
 from screener_base.errors import ReviewError, ScreenerError
+from tests.support import cli_fork
 from tests.support import ground_truth as gt
 from tests.support.daemon_proc import DaemonProc, start_daemon, wait_for
 from tests.support.proxy import Fault, FaultProxy
@@ -153,7 +153,7 @@ def cli_reviewer(config: Path, url: str, seed: int, done: Callable[[], bool], ou
                 args, action = ["holds", "reject", label, "--reason", "cli", "--to", "blocked"], "reject"
             else:
                 args, action = ["holds", "release", label, "--reason", "cli"], "release"
-            res = subprocess.run(
+            res = cli_fork.run(
                 [str(SCREENER), "--config", str(config), "--operator", operator, *args],
                 capture_output=True,
                 text=True,
@@ -210,7 +210,7 @@ def _all_decided(engine: Engine, node: Anvil, payments: list[gt.Payment], chains
 
 
 def _audit_verify(config: Path) -> None:
-    res = subprocess.run(
+    res = cli_fork.run(
         [str(SCREENER), "--config", str(config), "audit", "verify"], capture_output=True, text=True, env=clean_env()
     )
     assert res.returncode == 0 and res.stdout.startswith("ok: "), res.stdout + res.stderr

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 import random
-import subprocess
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -43,6 +42,7 @@ from screener.pipeline.tick import tick
 from screener.settings import load_settings
 from screener_base.clock import utc_now
 from screener_base.errors import ScreenerError
+from tests.support import cli_fork
 from tests.support import ground_truth as gt
 from tests.support.chain_env import FAST_RETRY
 from tests.support.proxy import Fault, FaultProxy
@@ -244,7 +244,7 @@ def _run(node: Anvil, url: str, tmp_path: Path, seed: int, steps: int) -> dict[s
         run.node.mine(CONFIRMATIONS + 1)
         run.settle(2000)
         checked = gt.check(run.engine, run.node, run.payer.sent)
-        res = subprocess.run(
+        res = cli_fork.run(
             [str(SCREENER), "--config", str(run.config), "audit", "verify"],
             capture_output=True,
             text=True,

@@ -4,7 +4,6 @@ a `[chains.<name>]` table that does not resolve to a chain (e.g. a typo), not on
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 from screener.daemon.worker import check_config
 from screener.settings import load_settings
 from screener_base.errors import ConfigError
+from tests.support import cli_fork
 
 SCREENER = Path(sys.executable).with_name("screener")
 
@@ -81,7 +81,7 @@ def test_the_daemon_check_refuses_a_chain_table_that_is_not_a_chain(tmp_path: Pa
 def test_every_command_refuses_a_typo_chain_table_in_one_line(tmp_path: Path, args: tuple[str, ...]) -> None:
     path = _config(tmp_path, '[chains.etherum]\nrpc_urls = ["https://mainnet.example/v3/KEY"]\n')
     env = {k: v for k, v in os.environ.items() if not k.upper().startswith("SCREENER_")}
-    res = subprocess.run(
+    res = cli_fork.run(
         [str(SCREENER), "--config", str(path), *args], capture_output=True, text=True, env=env, timeout=120
     )
     assert res.returncode == 2 and res.stdout == "", res

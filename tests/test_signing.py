@@ -26,6 +26,7 @@ from screener.review.statements import NAMESPACE, digest, statement
 from screener.screening.verdicts import Decision, Verdict
 from screener.settings import Settings
 from screener_base.errors import ReviewError
+from tests.support import cli_fork
 from tests.support.ledger_model import NOW, make_deposit, make_screenable, snapshot
 from tests.support.reliability import SCREENER, clean_env
 from tests.test_db_roles import BIG, MIXER
@@ -36,14 +37,14 @@ KEYS = (*SIGNERS, "mallory")  # mallory's key is listed for nobody
 
 def _keygen(d: Path, name: str) -> Path:
     path = d / name
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(path)], check=True)
+    cli_fork.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(path)], check=True)
     return path
 
 
 def _sign_with(key: Path, namespace: str = NAMESPACE) -> Callable[[str], str]:
     def sign(text: str) -> str:
         cmd = ["ssh-keygen", "-q", "-Y", "sign", "-n", namespace, "-f", str(key)]
-        return subprocess.run(cmd, input=text.encode(), capture_output=True, check=True).stdout.decode()
+        return cli_fork.run(cmd, input=text.encode(), capture_output=True, check=True).stdout.decode()
 
     return sign
 
@@ -63,7 +64,7 @@ class World:
         path = self.keys.get(str(key), Path(key))
         env = clean_env(SCREENER_REVIEW__SIGNING_KEY_PATH=str(path))
         cmd = [str(SCREENER), "--config", str(self.config), *args]
-        return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+        return cli_fork.run(cmd, capture_output=True, text=True, env=env, timeout=120)
 
     def settings(self) -> Settings:
         return Settings(
@@ -139,7 +140,7 @@ def test_signed_four_eyes_then_verified_by_the_tool_and_by_ssh_keygen_alone(worl
     for n, sig in enumerate(signed):
         (world.dir / f"{n}.sig").write_text(sig["signature"])
         cmd = ["ssh-keygen", "-Y", "verify", "-f", str(world.allowed), "-I", sig["principal"], "-n", sig["namespace"]]
-        res = subprocess.run(
+        res = cli_fork.run(
             [*cmd, "-s", str(world.dir / f"{n}.sig")], input=sig["statement"].encode(), capture_output=True
         )
         assert res.returncode == 0 and b"Good" in res.stdout, res.stderr
@@ -267,7 +268,7 @@ def test_a_request_made_before_signing_is_withdrawn_then_signed(world: World) ->
     unsigned = world.dir / "unsigned.toml"
     unsigned.write_text(world.config.read_text().replace('signing = "ssh"', 'signing = "off"'))
     cmd = [str(SCREENER), "--config", str(unsigned), "--operator", "alice", "holds", "release", big, "--reason", "ok"]
-    assert subprocess.run(cmd, capture_output=True, text=True, env=clean_env(), timeout=120).returncode == 0
+    assert cli_fork.run(cmd, capture_output=True, text=True, env=clean_env(), timeout=120).returncode == 0
     _refused(world.cli("bob", "--operator", "bob", "holds", "approve", big), "is not signed", "holds withdraw")
     _refused(world.cli("bob", "--operator", "bob", "holds", "withdraw", big), "only alice")
     withdrawn = world.cli("alice", "--operator", "alice", "holds", "withdraw", big)

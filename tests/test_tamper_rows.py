@@ -8,7 +8,6 @@ every column.
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -27,6 +26,7 @@ from screener.pipeline.addresses import add_address
 from screener.review import service as review
 from screener.screening.verdicts import Decision, Verdict
 from screener_base.addresses import Family
+from tests.support import cli_fork
 from tests.support.index_facts import seed_index_facts
 from tests.support.ledger_model import NOW, make_deposit, make_screenable, not_listed
 from tests.support.reliability import SCREENER, clean_env
@@ -189,7 +189,7 @@ def test_the_issues_edits_through_the_cli(sqlite_engine: Engine, tmp_path: Path,
             old = dict(conn.execute(sa.text("SELECT * FROM deposits WHERE id = 3")).mappings().one())
             hold = dict(conn.execute(sa.text("SELECT * FROM holds WHERE id = 1")).mappings().one())
             conn.execute(sa.text(sql))
-        res = subprocess.run(
+        res = cli_fork.run(
             [str(SCREENER), "--config", str(cfg), "audit", "verify", "--json"],
             capture_output=True,
             text=True,

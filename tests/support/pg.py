@@ -38,17 +38,30 @@ def require_pg() -> None:
 
 
 @contextmanager
-def fresh_pg_database() -> Iterator[str]:
-    """Create an empty database, yield its URL, drop it afterwards."""
+def fresh_pg_database(template: str | None = None) -> Iterator[str]:
+    """Create an empty database (or a copy of ``template``, a database nobody is connected to), yield its URL,
+    drop it afterwards."""
     require_pg()
     name = f"screener_t_{uuid.uuid4().hex[:12]}"
     admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")))
     base, _, _ = PG_ADMIN_URL.rpartition("/")
     try:
         yield f"{base}/{name}"
     finally:
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def recreate_from_template(url: str, template: str) -> None:
+    """Replace the (new, unused) database of ``url`` by a copy of ``template``."""
+    name = url.rpartition("/")[2]
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    finally:
         admin.dispose()

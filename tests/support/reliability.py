@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from screener.db import make_engine
+from tests.support import cli_fork
 
 SCREENER = Path(sys.executable).with_name("screener")
 REPO = Path(__file__).resolve().parents[2]
@@ -43,7 +44,7 @@ class Cli:
         self, *args: str, operator: str | None = "alice", env: dict[str, str] | None = None, timeout: float = 120
     ) -> subprocess.CompletedProcess[str]:
         pre = ["--operator", operator] if operator else []
-        return subprocess.run(
+        return cli_fork.run(
             [str(SCREENER), "--config", str(self.config), *pre, *args],
             capture_output=True,
             text=True,

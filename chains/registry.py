@@ -28,13 +28,28 @@ class TokenSpec:
     decimals: int | None
     variant: str = ""
     issuer: str = ""
-    blacklist_interface: str | None = None  # "tether" | "fiattoken" | None (unknown or none)
+    # "tether" | "fiattoken" | "usdt0" (chains/blacklists.py); empty: none known. More than one where the public
+    # sources disagree on a contract's events (Avalanche USDt): all are read.
+    blacklist_interfaces: tuple[str, ...] = ()
     verification: str = "configured"
 
     @property
     def hex20(self) -> str:
         """The 20-byte address as it appears in logs and eth_getLogs filters (both families)."""
         return tron_to_hex20(self.contract) if self.contract.startswith("T") else self.contract
+
+
+@dataclass(frozen=True)
+class MultisigSpec:
+    """The issuer's multisig that owns a token (Tether's MultiSigWallet on Ethereum): proposals warn of freezes."""
+
+    token_symbol: str
+    address: str  # canonical for the chain family
+    layout: str = "gnosis_multisigwallet"
+
+    @property
+    def hex20(self) -> str:
+        return tron_to_hex20(self.address) if self.address.startswith("T") else self.address
 
 
 @dataclass(frozen=True)
@@ -53,6 +68,7 @@ class ChainSpec:
     # A confirmed reorg deeper than this halts the chain instead of rewinding.
     max_reorg_depth: int
     tokens: tuple[TokenSpec, ...] = field(default_factory=tuple)
+    issuer_multisigs: tuple[MultisigSpec, ...] = field(default_factory=tuple)
     request_timeout_s: float = 10.0
     notes: str = ""
 
@@ -75,9 +91,15 @@ def _token_from_json(family: Family, data: Mapping[str, Any]) -> TokenSpec:
         decimals=int(data["decimals"]),
         variant=str(data.get("variant", "")),
         issuer=str(data.get("issuer", "")),
-        blacklist_interface=data.get("blacklist_interface"),
+        blacklist_interfaces=_interfaces(data.get("blacklist_interface")),
         verification=str(ver.get("status", "unverified")),
     )
+
+
+def _interfaces(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    return (str(value),) if isinstance(value, str) else tuple(str(v) for v in value)
 
 
 def _chain_from_json(name: str, data: Mapping[str, Any]) -> ChainSpec:
@@ -94,6 +116,10 @@ def _chain_from_json(name: str, data: Mapping[str, Any]) -> ChainSpec:
         server_filter_max_addresses=int(data["server_filter_max_addresses"]),
         max_reorg_depth=int(data["max_reorg_depth"]),
         tokens=tuple(_token_from_json(family, t) for t in data["tokens"]),
+        issuer_multisigs=tuple(
+            MultisigSpec(str(m["token"]), canonical(family, str(m["address"])), str(m.get("layout", "")))
+            for m in data.get("issuer_multisigs", [])
+        ),
         notes=str(data.get("notes", "")),
     )
 
@@ -145,6 +171,20 @@ def _override_tokens(base: ChainSpec, tokens: Mapping[str, str], same_chain: boo
     return tuple(result.values())
 
 
+def _override_multisigs(base: ChainSpec, multisigs: Mapping[str, str], same_chain: bool) -> tuple[MultisigSpec, ...]:
+    """token symbol -> multisig address ('' removes it); the registry's belong to the registry's chain id only."""
+    result = {m.token_symbol: m for m in base.issuer_multisigs} if same_chain else {}
+    for symbol, address in multisigs.items():
+        if not address:
+            result.pop(symbol, None)
+            continue
+        try:
+            result[symbol] = MultisigSpec(symbol, canonical(base.family, address), "gnosis_multisigwallet")
+        except AddressError as exc:
+            raise ConfigError(f"chains.{base.name}.issuer_multisigs.{symbol}: {exc.cause}", "give its address") from exc
+    return tuple(result.values())
+
+
 def resolve_chain(name: str, overrides: Mapping[str, Any] | None = None) -> ChainSpec:
     """The registry entry for ``name`` with ``overrides`` applied (keys named as ChainSpec fields).
 
@@ -168,12 +208,14 @@ def resolve_chain(name: str, overrides: Mapping[str, Any] | None = None) -> Chai
     if family is not base.family:
         base = replace(base, family=family, tokens=())
     chain_id = int(ovr.get("chain_id", base.chain_id))
-    tokens = _override_tokens(base, ovr.get("tokens") or {}, same_chain=chain_id == base.chain_id)
+    same_chain = chain_id == base.chain_id
+    tokens = _override_tokens(base, ovr.get("tokens") or {}, same_chain=same_chain)
+    multisigs = _override_multisigs(base, ovr.get("issuer_multisigs") or {}, same_chain)
     tag = ovr.get("finality_tag", base.finality_tag)
     if tag is not None and tag not in FINALITY_TAGS:
         raise ConfigError(f"chains.{name}.finality_tag must be one of {FINALITY_TAGS}", "fix the setting")
     fields = {k: ovr[k] for k in _NEW_CHAIN_DEFAULTS if k in ovr and k != "finality_tag"}
-    spec = replace(base, chain_id=chain_id, tokens=tokens, finality_tag=tag, **fields)
+    spec = replace(base, chain_id=chain_id, tokens=tokens, issuer_multisigs=multisigs, finality_tag=tag, **fields)
     if "request_timeout_s" in ovr:
         spec = replace(spec, request_timeout_s=float(ovr["request_timeout_s"]))
     if not spec.tokens:

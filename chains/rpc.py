@@ -11,19 +11,23 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 import weakref
 from collections.abc import Callable, Sequence
+from datetime import date, datetime
 from typing import Any
 
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, stop_after_delay
 
+from chains.budget import BudgetLimits, BudgetUse, RequestBudget, seconds_to_next_day
 from chains.rpc_errors import (
     SHRINKABLE,
     EndpointRefused,
     ErrorKind,
     NodeBehindRpc,
+    OverBudget,
     RangeTooLarge,
     RpcRequestError,
     RpcUnavailable,
@@ -34,7 +38,8 @@ from chains.rpc_errors import (
     parse_suspension_s,
     throttle_text,
 )
-from chains.rpc_support import Endpoint, EndpointStats, RetryPolicy, gc_paused, loads_json
+from chains.rpc_support import BudgetSlot, Endpoint, EndpointStats, RetryPolicy, gc_paused, loads_json
+from screener_base.clock import utc_now
 from screener_base.errors import ConfigError, RpcError
 
 __all__ = ["Endpoint", "EndpointStats", "RetryPolicy", "RpcClient", "gc_paused"]
@@ -57,16 +62,24 @@ class RpcClient:
         batch_size: int = 50,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        limits: Sequence[BudgetLimits] | None = None,
+        wall: Callable[[], datetime] = utc_now,
     ) -> None:
         if not urls:
             raise ConfigError("no RPC endpoint configured", "set chains.<name>.rpc_urls")
+        if limits is not None and len(limits) != len(urls):
+            raise ConfigError(f"{len(limits)} request budgets for {len(urls)} endpoints", "give one per endpoint")
         self.endpoints = [Endpoint(url=u, label=label) for u, label in zip(urls, endpoint_labels(urls), strict=True)]
+        for ep, budget_limits in zip(self.endpoints, limits or [], strict=False):
+            if not budget_limits.unlimited:
+                ep.budget = BudgetSlot(RequestBudget(budget_limits, now_s=clock()))
         self.chain_id = chain_id
         self.timeout_s = timeout_s
         self.retry = retry or RetryPolicy()
         self.batch_size = max(1, batch_size)
         self._sleep = sleep
         self._clock = clock
+        self._wall = wall
         self._ids = 0
         self._http = httpx.Client(timeout=httpx.Timeout(timeout_s), headers=_HEADERS)
         # A client dropped without close() (a one-off CLI runtime, a test) still releases its sockets
@@ -79,6 +92,37 @@ class RpcClient:
     def stats(self) -> dict[str, EndpointStats]:
         return {ep.label: ep.stats for ep in self.endpoints}
 
+    def budget_use(self) -> dict[str, BudgetUse]:
+        """Each budgeted endpoint's use of its budget today (unbudgeted endpoints are absent)."""
+        uses = {}
+        for ep in self.endpoints:
+            if ep.budget is not None:
+                with ep.budget.lock:
+                    uses[ep.label] = ep.budget.budget.use()
+        return uses
+
+    def seed_budget(self, label: str, day: date, requests: int) -> None:
+        """Count ``requests`` already made today through ``label`` (by other workers, or before a restart)."""
+        for ep in self.endpoints:
+            if ep.label == label and ep.budget is not None:
+                with ep.budget.lock:
+                    ep.budget.budget.seed(day, requests)
+
+    def use_clock(
+        self, clock: Callable[[], float], sleep: Callable[[float], None], wall: Callable[[], datetime]
+    ) -> None:
+        """Run on another clock (a simulation, a test of a day's budget): budgets restart from it, unspent."""
+        self._clock, self._sleep, self._wall = clock, sleep, wall
+        for ep in self.endpoints:
+            if ep.budget is not None:
+                ep.budget = BudgetSlot(RequestBudget(ep.budget.budget.limits, now_s=clock()))
+
+    def share_budgets(self, other: RpcClient) -> None:
+        """Spend ``other``'s budgets for the same endpoints: two clients of one process, one provider key."""
+        slots = {ep.url: ep.budget for ep in other.endpoints}
+        for ep in self.endpoints:
+            ep.budget = slots.get(ep.url, ep.budget)
+
     # --- endpoint selection -------------------------------------------------------------------------
     def candidates(self) -> list[Endpoint]:
         """Usable endpoints, healthy ones first in configured order, then cooling-down ones soonest first."""
@@ -89,10 +133,12 @@ class RpcClient:
         return healthy + cooling
 
     def demote(self, ep: Endpoint, reason: str) -> None:
-        ep.cooldown_until = self._clock() + self.retry.cooldown_s
+        now = self._clock()
+        ep.cooldown_until = max(ep.cooldown_until, now + self.retry.cooldown_s)
         ep.stats.failovers += 1
         ep.stats.last_error = self._redact(reason)
-        log.warning("rpc endpoint %s passed over for %.0fs: %s", ep.label, self.retry.cooldown_s, ep.stats.last_error)
+        wait_s = ep.cooldown_until - now
+        log.warning("rpc endpoint %s passed over for %.0fs: %s", ep.label, wait_s, ep.stats.last_error)
 
     def _failover(self, action: Callable[[Endpoint], Any]) -> Any:
         last: RpcError | None = None
@@ -249,8 +295,79 @@ class RpcClient:
                 "the next endpoint is tried; check the provider's status and limits",
             ) from None
 
+    def reserve(self, ep: Endpoint, requests: int) -> None:
+        """Before work that needs about ``requests`` requests on ``ep``: wait (bounded) until its budget can
+        carry them all, or OverBudget now, sending nothing. Nothing is spent here; each request spends."""
+        slot = ep.budget
+        if slot is None:
+            return
+        with slot.lock:
+            wall = self._wall()
+            wait = slot.budget.admit_s(requests, self._clock(), wall.date())
+            if wait > self.retry.budget_wait_cap_s:
+                ep.stats.over_budget += 1
+                raise self._over_budget(ep, slot.budget, wait, wall)
+        if wait > 0:
+            ep.stats.budget_waits += 1
+            ep.stats.budget_wait_s_total += wait
+            self._sleep(wait)
+
+    def _acquire(self, ep: Endpoint) -> None:
+        """Wait (bounded) for ``ep``'s budget and count the request; OverBudget, sending nothing, if it may not go."""
+        now = self._clock()
+        if ep.suspended_until > now:
+            ep.stats.over_budget += 1
+            raise OverBudget(
+                f"{ep.label} suspended us for another {ep.suspended_until - now:.0f}s", "another endpoint is tried"
+            )
+        slot = ep.budget
+        if slot is None:
+            return
+        with slot.lock:  # held while waiting: the threads sharing a budget queue for it
+            wall = self._wall()
+            wait = slot.budget.wait_s(now, wall.date())
+            if wait > self.retry.budget_wait_cap_s:
+                ep.stats.over_budget += 1
+                raise self._over_budget(ep, slot.budget, wait, wall)
+            if wait > 0:
+                ep.stats.budget_waits += 1
+                ep.stats.budget_wait_s_total += wait
+                self._sleep(wait)
+            slot.budget.spend(self._clock(), wall.date())
+
+    def _over_budget(self, ep: Endpoint, budget: RequestBudget, wait_s: float, wall: datetime) -> OverBudget:
+        if math.isinf(wait_s):
+            midnight_s = seconds_to_next_day(wall.hour * 3600 + wall.minute * 60 + wall.second)
+            ep.cooldown_until = max(ep.cooldown_until, self._clock() + midnight_s)
+            return OverBudget(
+                f"{ep.label} has made its {budget.limits.requests_per_day} requests_per_day for {wall.date()}",
+                "it is passed over until 00:00 UTC; raise requests_per_day or add an endpoint",
+            )
+        ep.cooldown_until = max(ep.cooldown_until, self._clock() + wait_s)
+        return OverBudget(
+            f"{ep.label} would wait {wait_s:.1f}s for its request budget (paced requests_per_day or requests_per_s)",
+            "it is passed over until then; nothing is lost, the chain only slows down",
+        )
+
+    def _throttled(self, ep: Endpoint, what: str, wait_s: float | None) -> TransientRpcError | OverBudget:
+        """The provider said slow down: pace the endpoint's budget. A wait longer than a retry may take is
+        honoured by not asking the endpoint until then (OverBudget: another endpoint is tried meanwhile)."""
+        ep.stats.rate_limited += 1
+        now = self._clock()
+        if ep.budget is not None:
+            with ep.budget.lock:
+                ep.budget.budget.slow_down(now)
+        if wait_s is None or wait_s <= self.retry.retry_after_cap_s:
+            return self._transient(ep, what, wait_s)
+        ep.suspended_until = max(ep.suspended_until, now + wait_s)
+        ep.cooldown_until = max(ep.cooldown_until, now + wait_s)
+        ep.stats.errors += 1
+        ep.stats.last_error = what
+        return OverBudget(f"{ep.label}: {what}; not asked again for {wait_s:.0f}s", "another endpoint is tried")
+
     def _post(self, ep: Endpoint, payload: Any) -> Any:
         """One HTTP round trip; raises TransientRpcError for anything worth retrying."""
+        self._acquire(ep)
         ep.stats.requests += 1
         started = time.perf_counter()
         try:
@@ -279,9 +396,8 @@ class RpcClient:
     def _parse_http(self, ep: Endpoint, resp: httpx.Response) -> Any:
         status = resp.status_code
         retry_after = parse_retry_after(resp.headers.get("Retry-After"))
-        if status == 429:
-            ep.stats.rate_limited += 1
-            raise self._transient(ep, "HTTP 429 rate limited", retry_after)
+        if status in (429, 503):  # 503: TronGrid above the key's qps; others when overloaded
+            raise self._throttled(ep, f"HTTP {status} rate limited", retry_after)
         if status >= 500 or status in (408, 425):
             raise self._transient(ep, f"HTTP {status}", retry_after)
         try:
@@ -293,8 +409,7 @@ class RpcClient:
             raise self._transient(ep, f"truncated or non-JSON response ({len(resp.content)} bytes)") from None
         throttled = throttle_text(data) if status == 403 else None
         if throttled is not None:  # TronGrid: a key over its frequency limit is suspended, not refused
-            ep.stats.rate_limited += 1
-            raise self._transient(ep, f"HTTP 403 {throttled}", retry_after or parse_suspension_s(throttled))
+            raise self._throttled(ep, f"HTTP 403 {throttled}", retry_after or parse_suspension_s(throttled))
         if status >= 400 and not (isinstance(data, dict) and "error" in data):
             ep.stats.errors += 1
             raise EndpointRefused(f"{ep.label}: HTTP {status}", "check the URL and API key")

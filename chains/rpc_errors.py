@@ -28,6 +28,12 @@ class EndpointRefused(RpcUnavailable):
     """An endpoint must not be used: wrong chain id, or it rejects our credentials."""
 
 
+class OverBudget(RpcUnavailable):
+    """An endpoint is not asked now: its request budget is spent (requests_per_day until the next UTC day, or
+    requests_per_s for longer than a retry may wait), or the provider suspended the key for a while
+    (TronGrid's 403 "suspended for 30s", a long Retry-After). Nothing was sent; another endpoint is tried."""
+
+
 class RpcRequestError(RpcError):
     """The node answered this request with an error that retrying will not change."""
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import gc
 import json
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
+
+from chains.budget import RequestBudget
 
 # Above this size a reply is parsed with the cyclic GC paused: JSON yields no reference cycles, and the
 # collections that hundreds of thousands of new dicts would trigger double the parse time of bulk logs.
@@ -47,6 +50,8 @@ class RetryPolicy:
     retry_after_cap_s: float = 10.0
     # How long a failed endpoint is passed over before it is tried again.
     cooldown_s: float = 30.0
+    # A request waits for its endpoint's budget at most this long; beyond it the endpoint is passed over.
+    budget_wait_cap_s: float = 5.0
 
 
 @dataclass
@@ -63,8 +68,19 @@ class EndpointStats:
     range_limited: int = 0
     failovers: int = 0
     refused: int = 0
+    budget_waits: int = 0  # requests that waited for the endpoint's budget
+    budget_wait_s_total: float = 0.0
+    over_budget: int = 0  # times the endpoint was passed over: budget spent, or the provider suspended us
     seconds_total: float = 0.0
     last_error: str = ""
+
+
+@dataclass
+class BudgetSlot:
+    """An endpoint's request budget and the lock of the threads (and clients) that share it."""
+
+    budget: RequestBudget
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 @dataclass
@@ -75,3 +91,6 @@ class Endpoint:
     chain_id_checked: bool = False
     refused_reason: str | None = None
     cooldown_until: float = 0.0
+    budget: BudgetSlot | None = None
+    # The provider said not to ask before this (monotonic s): TronGrid's suspension, a long Retry-After.
+    suspended_until: float = 0.0

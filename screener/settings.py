@@ -100,11 +100,20 @@ class ScreeningSettings(_Section):
     index_max_ranges_per_scan: int = Field(default=50, ge=1, le=100_000)
 
 
+class RpcEndpointSettings(_Section):
+    """One endpoint with its provider's request budget (TronGrid's free key: 100,000 requests a day)."""
+
+    url: str = Field(min_length=1)
+    requests_per_s: float | None = Field(default=None, gt=0, le=100_000)
+    requests_per_day: int | None = Field(default=None, ge=1, le=10**12)
+
+
 class ChainSettings(_Section):
     """Per-chain overrides; anything unset falls back to the registry default for that chain."""
 
     enabled: bool = True
-    rpc_urls: list[str] = Field(default_factory=list)
+    # Each item a URL, or {url = "...", requests_per_s = 15, requests_per_day = 100000} for a budgeted endpoint.
+    rpc_urls: list[str | RpcEndpointSettings] = Field(default_factory=list)
     chain_id: int | None = Field(default=None, gt=0)
     confirmations: int | None = Field(default=None, ge=0, le=10_000)
     finality_tag: Literal["finalized", "safe", "latest"] | None = None
@@ -125,6 +134,13 @@ class ChainSettings(_Section):
     finality_rpc_url: str | None = None
     # Extra mixer pool contracts (Tornado Withdrawal layout) on this chain, e.g. one deployed on a devnet.
     mixer_pools: list[str] = Field(default_factory=list)
+    # token symbol -> the issuer's MultiSigWallet that owns it ('' removes the registry's): its proposals to
+    # blacklist an address hold deposits from that address before the freeze lands.
+    issuer_multisigs: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def endpoints(self) -> list[RpcEndpointSettings]:
+        return [RpcEndpointSettings(url=u) if isinstance(u, str) else u for u in self.rpc_urls]
 
 
 class DaemonSettings(_Section):

@@ -25,7 +25,8 @@ this drawing equal to the code)::
     │   │   ├── TransientRpcError      chains.rpc_errors
     │   │   │   └── NodeBehindRpc      chains.rpc_errors
     │   │   ├── RpcUnavailable         chains.rpc_errors
-    │   │   │   └── EndpointRefused    chains.rpc_errors
+    │   │   │   ├── EndpointRefused    chains.rpc_errors
+    │   │   │   └── OverBudget         chains.rpc_errors
     │   │   ├── RpcRequestError        chains.rpc_errors
     │   │   └── RangeTooLarge          chains.rpc_errors
     │   ├── DecodeError                screener_base.errors

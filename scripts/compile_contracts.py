@@ -18,7 +18,7 @@ SOURCE = CONTRACTS / "TestTokens.sol"
 ARTIFACTS = CONTRACTS / "TestTokens.artifacts.json"
 SOLCJS = REPO / "node_modules" / ".bin" / "solcjs"
 EVM_VERSION = "cancun"
-WANTED = ("TetherLike", "FiatTokenLike", "Forwarder")
+WANTED = ("TetherLike", "FiatTokenLike", "Usdt0Like", "MultiSigLike", "Forwarder")
 
 
 def source_digest(text: str) -> str:

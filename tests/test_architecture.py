@@ -62,6 +62,7 @@ PURE_MODULES = (
     "screener.indexes.rules",
     "screener.ops.outbox_rules",
     "chains.transfers",
+    "chains.budget",
 )
 # What a pure module may import besides the standard library and other pure modules. These are trusted leaves:
 # they are not looked into (screener_base.addresses uses eth_utils/base58 for checksums and screener.settings is

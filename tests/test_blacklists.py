@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 from chains.blacklists import (
     ADDED_BLACKLIST_TOPIC0,
     BLACKLISTED_TOPIC0,
+    DESTROYED_BLACK_FUNDS_TOPIC0,
     REMOVED_BLACKLIST_TOPIC0,
     UNBLACKLISTED_TOPIC0,
     Action,
@@ -80,7 +81,8 @@ def test_decode_both_layouts(log: dict[str, str], interface: Interface, action: 
 @pytest.mark.parametrize(
     "log",
     [
-        _log(TETHER, [ADDED_BLACKLIST_TOPIC0, "0x" + WORD]),  # Tether's address is not indexed
+        # indexed (Tron's layout) AND a data word: neither layout
+        _log(TETHER, [ADDED_BLACKLIST_TOPIC0, "0x" + WORD], "0x" + WORD),
         _log(CIRCLE, [BLACKLISTED_TOPIC0], "0x" + WORD),  # Circle's is
         _log(TETHER, [ADDED_BLACKLIST_TOPIC0], "0x" + "ff" * 32),  # not an address word
         _log(TETHER, ["0x" + "00" * 32], "0x" + WORD),
@@ -111,12 +113,18 @@ def test_scan_asks_once_and_keeps_each_tokens_own_events() -> None:
         seen.append(params)
         return logs
 
-    events = scan_blacklist_events(fetch, {TETHER: Interface.TETHER, CIRCLE: Interface.FIATTOKEN}, 5, 20)
+    events = scan_blacklist_events(fetch, [(TETHER, Interface.TETHER), (CIRCLE, Interface.FIATTOKEN)], 5, 20)
     assert [(e.token_contract, e.block_number) for e in events] == [(CIRCLE, 8), (TETHER, 9)]
     (params,) = seen
     assert params["fromBlock"] == "0x5" and params["toBlock"] == "0x14"
     assert sorted(params["topics"][0]) == sorted(  # type: ignore[index]
-        [ADDED_BLACKLIST_TOPIC0, REMOVED_BLACKLIST_TOPIC0, BLACKLISTED_TOPIC0, UNBLACKLISTED_TOPIC0]
+        [
+            ADDED_BLACKLIST_TOPIC0,
+            REMOVED_BLACKLIST_TOPIC0,
+            DESTROYED_BLACK_FUNDS_TOPIC0,
+            BLACKLISTED_TOPIC0,
+            UNBLACKLISTED_TOPIC0,
+        ]
     )
 
 

@@ -47,9 +47,16 @@ def test_decimals_and_well_known_contracts() -> None:
     assert by["tron", "USDT"].contract == "TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t"
     assert by["tron", "USDT"].hex20 == "0xa614f803b6fd780986a42c78ec9c7f77e6ded13c"
     # issuer blacklist interfaces only where the issuer's own contract is known
-    assert by["ethereum", "USDT"].blacklist_interface == "tether"
-    assert by["ethereum", "USDC"].blacklist_interface == "fiattoken"
-    assert by["bsc", "USDT"].blacklist_interface is None
+    assert by["ethereum", "USDT"].blacklist_interfaces == ("tether",)
+    assert by["ethereum", "USDC"].blacklist_interfaces == ("fiattoken",)
+    assert by["bsc", "USDT"].blacklist_interfaces == () and by["optimism", "USDT"].blacklist_interfaces == ()
+    # USD₮0 (chains/data/issuers.md): upgraded in place on Arbitrum and Polygon, a new contract on Optimism
+    assert by["arbitrum", "USDT"].blacklist_interfaces == by["polygon", "USDT"].blacklist_interfaces == ("usdt0",)
+    assert by["optimism", "USDT0"].contract == "0x01bff41798a0bcf287b996046ca68b395dbc1071"
+    assert by["avalanche", "USDT"].blacklist_interfaces == ("tether", "usdt0")  # the sources disagree: both
+    (multisig,) = reg["ethereum"].issuer_multisigs
+    assert (multisig.token_symbol, multisig.address) == ("USDT", "0xc6cde7c39eb2f0f0095f41570af89efc2c1ea828")
+    assert all(not spec.issuer_multisigs for name, spec in reg.items() if name != "ethereum")
 
 
 def test_registry_file_records_verification() -> None:

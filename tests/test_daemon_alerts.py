@@ -1,6 +1,6 @@
 """Every alert kind reaches a real webhook receiver on loopback from real `screener run` processes, each alert
 exactly once (across a restart too): hold opened, hold overdue, retroactive flag, list refresh failed, deep reorg,
-chain halted, list stale."""
+chain halted, list stale, unassigned deposit (wrong network)."""
 
 from __future__ import annotations
 
@@ -14,10 +14,12 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import Engine
 
-from screener.db import make_engine
+from screener.db import make_engine, session_scope
 from screener.demo import world as dw
 from screener.demo.devnet.anvil import Anvil, free_port, run_anvil
 from screener.ops.outbox_rules import AlertKind
+from screener.pipeline.addresses import add_address
+from screener_base.addresses import Family
 from screener_base.clock import utc_now
 from tests.support.advanced_writer import load_per_asset_lists, render
 from tests.support.daemon_proc import cli, start_daemon, wait_for
@@ -25,6 +27,8 @@ from tests.support.webhook_receiver import WebhookReceiver, run_webhook_receiver
 
 # On the 2025-03-05 list, delisted by 2025-05-30 (the bundled snapshot): credited now, flagged after a refresh.
 TORNADO_ROUTER = "0xd90e2f925da726b50c4ed8d0fb90ad053324f31b"
+# Registered on ethereum only (not configured here): a transfer to it on polygon is an unassigned deposit.
+WRONG_NETWORK = "0x" + "e7" * 20
 
 
 @pytest.fixture
@@ -62,7 +66,9 @@ def _phase_one(tmp_path: Path, engine: Engine, world: dw.DemoWorld, hook: Webhoo
     node, t = world.node, world.tokens
     credited = dw.send_from_listed(world, t.usdt, TORNADO_ROUTER, world.address_of("alice"), 100 * dw.UNIT)
     held = dw.send_from_listed(world, t.usdt, dw.OFAC_SENDER, world.address_of("carol"), 200 * dw.UNIT)
+    dw.send_from_listed(world, t.usdc, "0x" + "5e" * 20, WRONG_NETWORK, 5 * dw.UNIT)
     node.mine(2)
+    hook.wait_for(_has(AlertKind.UNASSIGNED_DEPOSIT), what="unassigned deposit")
     hook.wait_for(_has(AlertKind.HOLD_OPENED), what="hold opened")
     hook.wait_for(_has(AlertKind.HOLD_OVERDUE), what="hold overdue")
     hook.wait_for(_has(AlertKind.CHAIN_HALTED), what="chain halted (safe head still for 3 s)")
@@ -85,6 +91,8 @@ def test_each_alert_kind_delivered_once(node: Anvil, tmp_path: Path, shared_data
     url = f"sqlite:///{tmp_path / 'a.db'}"
     engine = make_engine(url)
     dw.prepare_database(engine, utc_now())
+    with session_scope(engine) as s:
+        add_address(s, lambda _chain: Family.EVM, "ethereum", WRONG_NETWORK, "dave", utc_now())
     old_list = tmp_path / "sdn_2025-03-05.xml"
     # Published after the bundle: a refresh refuses a list published before the active one.
     old_list.write_bytes(render(load_per_asset_lists(shared_data / "ofac" / "2025-03-05"), published=date(2025, 6, 1)))
@@ -113,8 +121,10 @@ def test_each_alert_kind_delivered_once(node: Anvil, tmp_path: Path, shared_data
     kinds = _kinds([r.body for r in received])
     assert set(kinds) == {k.value for k in AlertKind}
     # One hold, one flag, one reorg, one stale version, two failed refreshes: one alert each.
-    for kind in ("hold_opened", "hold_overdue", "retroactive_flag", "deep_reorg", "list_stale"):
+    for kind in ("hold_opened", "hold_overdue", "retroactive_flag", "deep_reorg", "list_stale", "unassigned_deposit"):
         assert kinds[kind] == 1, (kind, keys)
     assert kinds["list_refresh_failed"] == 2, keys
     flag = next(r.body for r in received if r.body["kind"] == "retroactive_flag")
     assert flag["details"]["from_address"] == TORNADO_ROUTER and flag["details"]["rule_id"] == "ofac.sdn"
+    unassigned = next(r.body for r in received if r.body["kind"] == "unassigned_deposit")
+    assert unassigned["details"]["registered_on"] == ["ethereum"] and unassigned["details"]["accounts"] == ["dave"]

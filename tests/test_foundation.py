@@ -34,6 +34,14 @@ def _deposit(amount: int, log_index: int = 0) -> Deposit:
 
 def test_schema_at_head(engine: Engine) -> None:
     assert schema_revision(engine) == head_revision()
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from screener.db import MIGRATIONS_DIR
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    assert head_revision() == ScriptDirectory.from_config(cfg).get_current_head(), "update screener.db.HEAD_REVISION"
     check_schema(engine)
 
 

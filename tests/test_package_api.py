@@ -20,7 +20,7 @@ PINNED: dict[str, list[str]] = {
         "pipeline", "review", "screening", "settings",
     ],
     "screener.cli": ["app", "main"],
-    "screener.daemon": ["checkpoint", "jobs", "leases", "state", "worker"],
+    "screener.daemon": ["checkpoint", "jobs", "leases", "state", "usage", "worker"],
     "screener.decide": ["credit", "decide", "gather", "holds", "rescreen"],
     "screener.demo": ["devnet", "run", "world"],
     "screener.demo.devnet": ["anvil", "deploy", "mixer"],
@@ -38,7 +38,8 @@ PINNED: dict[str, list[str]] = {
     ],
     "screener.screening": ["facts", "policy", "verdicts"],
     "chains": [
-        "blacklists", "codec", "mixers", "registry", "rpc", "rpc_errors", "rpc_support", "scanning", "transfers",
+        "blacklists", "budget", "codec", "mixers", "multisig", "registry", "rpc", "rpc_errors", "rpc_support",
+        "scanning", "transfers",
     ],
     "sanctions_lists": [
         "build_bundle", "bundle", "candidate", "entries", "fetch", "formats", "guards", "ofac", "sdn_csv", "snapshot",

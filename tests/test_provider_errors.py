@@ -218,25 +218,33 @@ def test_every_endpoint_refusing_halts_the_chain(chain: Chain, tmp_path: Path) -
 @pytest.mark.parametrize("which", [0, 1], ids=["v1", "fullnode"])
 def test_trongrid_throttling_is_waited_out_not_a_refusal(chain: Chain, which: int, shared_data: Path) -> None:
     """TronGrid's 403 bodies (recorded in ../shared/data/peers) and a 503 over the key's qps: retried after the
-    suspension (capped by the retry policy), then the answer comes; the endpoint is not refused for good."""
-    from chains.rpc import RpcClient
+    suspension the body states (on a simulated clock: a retry policy that may wait that long), then the answer
+    comes; the endpoint is not refused for good. tests/test_request_budgets.py: a suspension longer than a retry
+    may wait."""
+    from datetime import UTC, datetime
+
+    from chains.rpc import RetryPolicy, RpcClient
     from chains.rpc_errors import parse_suspension_s, throttle_text
-    from tests.support.chain_env import FAST_RETRY
+    from tests.support.trongrid import FakeClock
 
     limits = json.loads((shared_data / "peers" / "tron_jsonrpc" / "trongrid_limits.json").read_text())
     recorded = limits["trongrid_rate_limit_bodies"][which]
     body = json.dumps(recorded["body"])
     assert parse_suspension_s(throttle_text(recorded["body"]) or "") == 30.0
-    faults = [Fault("http_body", code=403, message=body, times=2), Fault("http500", times=1)]
+    faults = [Fault("http_body", code=403, message=body, times=2), Fault("http_body", code=503, message="{}", times=1)]
+    clock = FakeClock(datetime(2026, 12, 1, tzinfo=UTC))
+    patient = RetryPolicy(max_attempts=4, backoff_initial_s=0.005, backoff_max_s=0.02, retry_after_cap_s=30)
     with FaultProxy(chain.env.node.url, faults) as proxy:
-        client = RpcClient([proxy.url], chain_id=chain.env.node.chain_id, retry=FAST_RETRY)
+        client = RpcClient([proxy.url], chain_id=chain.env.node.chain_id, retry=patient)
+        client.use_clock(clock.mono, clock.sleep, clock.wall)
         try:
             assert int(client.call("eth_blockNumber", []), 16) == chain.env.node.block_number()
             (stats,) = client.stats().values()
-            assert stats.rate_limited == 2 and stats.refused == 0
+            assert stats.rate_limited == 3 and stats.refused == 0
+            assert clock.t >= 60, "the two suspensions were waited out"
         finally:
             client.close()
-        assert proxy.injected["http_body"] == 2
+        assert proxy.injected["http_body"] == 3
 
 
 @pytest.mark.parametrize(

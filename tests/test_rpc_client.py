@@ -55,15 +55,20 @@ def test_transient_errors_are_retried(anvil: Anvil, kind: str) -> None:
         assert proxy.injected[kind] == 2 and c.endpoints[0].stats.retries == 2
 
 
-def test_retry_after_is_honoured_up_to_the_cap(anvil: Anvil) -> None:
+def test_retry_after_is_waited_up_to_the_cap_and_a_longer_one_passes_the_endpoint_over(anvil: Anvil) -> None:
+    """A Retry-After within the cap is slept; a longer one (60 s against a 0.5 s cap) is honoured by not asking the
+    endpoint until then (asking sooner only gets another refusal), and the other endpoint answers."""
     sleeps = Sleeps()
     with FaultProxy(
         anvil.url, [Fault("http429", times=1, retry_after_s=0.2), Fault("http429", times=1, retry_after_s=60)]
     ) as proxy:
-        c = client([proxy.url], sleep=sleeps)
+        c = client([proxy.url, anvil.url], sleep=sleeps)
         c.call("eth_chainId", [])
-    assert sleeps == [0.2, 0.5]  # the second asked for 60 s; the cap is 0.5 s
-    assert c.endpoints[0].stats.rate_limited == 2
+        assert proxy.injected["http429"] == 2
+    assert sleeps == [0.2]
+    first = c.endpoints[0]
+    assert first.stats.rate_limited == 2 and first.stats.refused == 0 and first.suspended_until > 0
+    assert c.candidates()[0].url == anvil.url
 
 
 def test_permanent_errors_are_not_retried(anvil: Anvil) -> None:

@@ -53,6 +53,7 @@ def backfill_cmd(
         "logs": result.logs,
         "transfers": result.transfers,
         "recorded": result.recorded,
+        "unassigned": result.unassigned,
         "duplicates": result.duplicates,
         "initiator_missing": result.initiator_missing,
         "rejected": dict(result.rejected),
@@ -63,6 +64,11 @@ def backfill_cmd(
     typer.echo(
         f"{chain} blocks {result.from_block}..{result.to_block}: {result.recorded} deposit(s) recorded, "
         f"{result.duplicates} already known, {result.initiator_missing} without initiator (held)"
+        + (
+            f"; {result.unassigned} unassigned (sent on the wrong network: alerted, never credited)"
+            if result.unassigned
+            else ""
+        )
     )
 
 

@@ -59,7 +59,8 @@ def _text(snap: Any, max_list_age_h: float) -> str:
     lines += [
         "",
         f"deposits: {snap.deposits_total} recorded, {d.get('credited', 0)} credited, {d.get('held', 0)} held, "
-        f"{d.get('released', 0)} released, {d.get('rejected', 0)} rejected",
+        f"{d.get('released', 0)} released, {d.get('rejected', 0)} rejected, "
+        f"{d.get('unassigned', 0)} unassigned (wrong network)",
         f"holds: {snap.holds_open} open, {snap.holds_overdue} overdue; review flags open: {snap.flags_open}",
     ]
     if snap.list_version_id is None:
@@ -71,6 +72,10 @@ def _text(snap: Any, max_list_age_h: float) -> str:
     lines.append(f"alerts: {alerts}")
     for (chain, endpoint), n in sorted(snap.rpc_errors.items()):
         lines.append(f"rpc errors: {chain} {endpoint}: {n}")
+    for b in snap.rpc_budgets:
+        per_day = f"{b.requests_today}/{b.requests_per_day} today ({b.used_ratio:.0%})" if b.requests_per_day else ""
+        per_s = f"{b.requests_per_s:g}/s" if b.requests_per_s else ""
+        lines.append(f"rpc budget: {b.chain} {b.endpoint}: " + ", ".join(x for x in (per_day, per_s) if x))
     alive = [w for w in snap.workers if w.alive]
     lines.append("workers: " + (", ".join(f"{w.worker_id} (pid {w.pid} on {w.hostname})" for w in alive) or "none"))
     return "\n".join(lines)

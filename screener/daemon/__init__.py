@@ -4,4 +4,4 @@ May import everything below it (decide, pipeline, indexes, lists, review, ops); 
 screener.demo.
 """
 
-__all__ = ["checkpoint", "jobs", "leases", "state", "worker"]
+__all__ = ["checkpoint", "jobs", "leases", "state", "usage", "worker"]

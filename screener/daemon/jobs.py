@@ -26,6 +26,7 @@ from chains.scanning import ChainHalted, DeepReorg
 from screener.daemon.checkpoint import write_checkpoint
 from screener.daemon.leases import LeaseGrant, LeaseLost, WorkerIdentity, fenced, renew, try_acquire, worker_seen
 from screener.daemon.state import flush_rpc_errors, record_tick_failure, record_tick_success
+from screener.daemon.usage import Flushed, flush_usage
 from screener.db import session_scope
 from screener.decide.holds import rescreen_open_holds
 from screener.decide.rescreen import make_index_hook, make_list_hook
@@ -72,6 +73,7 @@ class JobContext:
     held: dict[str, LeaseGrant] = field(default_factory=dict)  # leases this worker holds (sticky chain leases)
     inflight: dict[str, _InFlight] = field(default_factory=dict)
     rpc_flushed: dict[str, dict[str, int]] = field(default_factory=dict)  # chain -> endpoint -> errors stored
+    rpc_usage_flushed: dict[str, Flushed] = field(default_factory=dict)  # chain -> endpoint -> (day, requests)
     last_failure: dict[str, str] = field(default_factory=dict)  # chain -> message of its failing ticks
     lock: threading.Lock = field(default_factory=threading.Lock)
     idle: threading.Condition = field(init=False)
@@ -184,6 +186,7 @@ class Jobs:
             return False
         finally:
             flush_rpc_errors(ctx.engine, runtime, ctx.rpc_flushed.setdefault(chain, {}), ctx.now_fn())
+            flush_usage(ctx.engine, chain, runtime.client, ctx.rpc_usage_flushed.setdefault(chain, {}), ctx.now_fn())
         duration_s = time.perf_counter() - started
         with ctx.lock:
             recovered = ctx.last_failure.pop(chain, None) is not None
@@ -241,6 +244,7 @@ class Jobs:
             "logs": result.logs,
             "transfers": result.transfers,
             "recorded": result.recorded,
+            "unassigned": result.unassigned,
             "duplicates": result.duplicates,
             "credited": decided.get(DepositStatus.CREDITED, 0),
             "held": decided.get(DepositStatus.HELD, 0),

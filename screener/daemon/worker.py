@@ -37,6 +37,7 @@ from screener.daemon.leases import (
     single_worker_guard,
     worker_seen,
 )
+from screener.daemon.usage import seed_budgets
 from screener.db import check_schema, make_engine, session_scope
 from screener.decide.decide import make_decider
 from screener.indexes.sources import runtime_lookup
@@ -143,9 +144,13 @@ class Daemon:
 
     def _build_runtimes(self) -> None:
         for chain in self.chains:
-            self.ctx.runtimes[chain] = build_chain_runtime(self.settings, chain)
-            # Index scans run in their own threads: they get their own runtimes (RPC clients, range state).
-            self.ctx.index_runtimes[chain] = build_chain_runtime(self.settings, chain)
+            runtime = self.ctx.runtimes[chain] = build_chain_runtime(self.settings, chain)
+            # Index scans run in their own threads: they get their own runtimes (RPC clients, range state),
+            # spending the same request budgets (one provider key).
+            index_runtime = self.ctx.index_runtimes[chain] = build_chain_runtime(self.settings, chain)
+            index_runtime.client.share_budgets(runtime.client)
+            flushed = self.ctx.rpc_usage_flushed.setdefault(chain, {})
+            seed_budgets(self.engine, chain, runtime.client, self.ctx.now_fn().date(), flushed)
         self.ctx.decide = make_decider(self.settings, runtime_lookup(self.settings, self.ctx.runtimes))
         self.ctx.index_lookup = runtime_lookup(self.settings, self.ctx.index_runtimes)
 

@@ -28,7 +28,14 @@ from screener.models.deposits import Deposit
 from screener.models.ledger import Hold
 from screener.review import service as review
 from screener.review.rules import DepositStatus, HoldState, merge_findings
-from screener.screening.policy import RULE_ISSUER_BLACKLIST, RULE_MIXER_RECIPIENT, RULE_OFAC, DepositFacts, screen
+from screener.screening.policy import (
+    RULE_ISSUER_BLACKLIST,
+    RULE_ISSUER_PROPOSED,
+    RULE_MIXER_RECIPIENT,
+    RULE_OFAC,
+    DepositFacts,
+    screen,
+)
 from screener.screening.verdicts import Decision, Finding, Severity, Verdict
 from screener.settings import Settings
 from screener_base.addresses import SCREENED_FAMILIES
@@ -181,12 +188,13 @@ def _annotate_one(
 
 
 def apply_index_facts(session: Session, kind: str, rows: Sequence[Any], settings: Settings, now: datetime) -> int:
-    """New mixer withdrawals or blacklist additions: re-screen decided deposits of those addresses."""
+    """New mixer withdrawals or issuer facts (freezes, destroyed funds, proposals): re-screen decided deposits."""
     if kind == IndexKind.MIXER:
-        rule, scope, addresses = RULE_MIXER_RECIPIENT, Scope.MIXER, sorted({r.recipient for r in rows})
+        rules, scope, addresses = {RULE_MIXER_RECIPIENT}, Scope.MIXER, sorted({r.recipient for r in rows})
     else:
-        added = sorted({r.address for r in rows if r.action == "added"})
-        rule, scope, addresses = RULE_ISSUER_BLACKLIST, Scope.BLACKLIST, added
+        # A freeze, a destroyed frozen balance, or the multisig asked to freeze: each holds the address's deposits.
+        added = sorted({r.address for r in rows if r.action in ("added", "destroyed", "proposed")})
+        rules, scope, addresses = {RULE_ISSUER_BLACKLIST, RULE_ISSUER_PROPOSED}, Scope.BLACKLIST, added
     evidence = {r.tx_hash for r in rows}
     touched = 0
     for chunk in _chunks(addresses):
@@ -196,7 +204,7 @@ def apply_index_facts(session: Session, kind: str, rows: Sequence[Any], settings
             found = [
                 f
                 for f in screen(inp, settings.screening, now).findings
-                if f.rule_id == rule and f.severity is Severity.REVIEW and f.evidence_tx in evidence
+                if f.rule_id in rules and f.severity is Severity.REVIEW and f.evidence_tx in evidence
             ]
             if found and _act_on(session, deposit, found, now):
                 touched += 1

@@ -18,7 +18,7 @@ from chains.mixers import mixer_contracts, pool_addresses
 from chains.rpc import Endpoint
 from chains.rpc_errors import RangeTooLarge, RpcRequestError, RpcUnavailable, count_unrecognized
 from chains.scanning import BEHIND_ATTEMPTS, NodeBehind, get_headers, parse_header
-from screener.indexes.store import BlacklistToken, IndexSource
+from screener.indexes.store import BlacklistToken, IndexSource, MultisigWatch
 from screener.pipeline.runtime import ChainRuntime, build_chain_runtime
 from screener.settings import Settings
 from screener_base.addresses import Family
@@ -42,10 +42,16 @@ def index_source(runtime: ChainRuntime, settings: Settings) -> IndexSource:
     pools: list[str] = []
     if spec.family is Family.EVM:
         pools = pool_addresses(mixer_contracts(runtime.name, cfg.mixer_pools if cfg else ()))
+    known = {i.value for i in Interface}
     blacklist = tuple(
-        BlacklistToken(t.symbol, t.contract, t.hex20, Interface(t.blacklist_interface))
+        BlacklistToken(t.symbol, t.contract, t.hex20, Interface(iface))
         for t in spec.tokens
-        if t.blacklist_interface in (Interface.TETHER.value, Interface.FIATTOKEN.value)
+        for iface in t.blacklist_interfaces
+        if iface in known
+    )
+    by_symbol = {t.symbol: t for t in blacklist}
+    multisigs = tuple(
+        MultisigWatch(m.hex20, by_symbol[m.token_symbol]) for m in spec.issuer_multisigs if m.token_symbol in by_symbol
     )
     return IndexSource(
         chain=runtime.name,
@@ -59,7 +65,23 @@ def index_source(runtime: ChainRuntime, settings: Settings) -> IndexSource:
         mixer_pools=tuple(pools),
         tokens=tuple(sorted(t.hex20 for t in spec.tokens)),
         blacklist_tokens=blacklist,
+        multisigs=multisigs,
+        call_at=lambda to, data, block: _call_at(runtime, to, data, block),
     )
+
+
+def _call_at(runtime: ChainRuntime, to: str, data: str, block: int) -> str:
+    """eth_call at ``block`` on the first endpoint that answers; raises (the range is retried) when none does."""
+    what = f"eth_call to {to} at block {block}"
+
+    def call(ep: Endpoint) -> str:
+        result = runtime.client.call("eth_call", [{"to": to, "data": data}, hex(block)], endpoint=ep)
+        if not isinstance(result, str):
+            raise RpcRequestError(f"{what} returned {type(result).__name__}", "the node does not serve eth_call")
+        return result
+
+    result: str = _on_endpoints(runtime, what, call)
+    return result
 
 
 def _get_logs(runtime: ChainRuntime, params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -128,6 +150,10 @@ def _verified_logs(
     )
 
 
+# An index range costs its eth_getLogs and the header reads that verify it.
+REQUESTS_PER_RANGE = 4
+
+
 def _on_endpoints(runtime: ChainRuntime, what: str, action: Callable[[Endpoint], Any]) -> Any:
     """``action`` on one endpoint at a time (at most MAX_ENDPOINTS); one that is behind or failing is passed
     over. Raises IndexRangeUnverified when none succeeded."""
@@ -135,6 +161,7 @@ def _on_endpoints(runtime: ChainRuntime, what: str, action: Callable[[Endpoint],
     last: ChainError | None = None
     for ep in client.candidates()[:MAX_ENDPOINTS]:
         try:
+            client.reserve(ep, REQUESTS_PER_RANGE)
             return action(ep)
         except (RpcUnavailable, NodeBehind, RpcRequestError, RangeTooLarge) as exc:
             # A refusal for good on one endpoint (a permanent error, a range it cannot serve) may not be another's.

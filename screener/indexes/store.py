@@ -24,8 +24,10 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, or_, select
 
-from chains.blacklists import Interface, scan_blacklist_events
+from chains.blacklists import Interface, scan_issuer_logs
+from chains.codec import from_hex20
 from chains.mixers import LogFetcher, scan_withdrawals
+from chains.multisig import Submission, decode_transactions_result, proposed_blacklisting, transactions_call
 from screener.db import session_scope
 from screener.indexes.rules import IndexKind, lookback_blocks
 from screener.ledger import audit
@@ -59,6 +61,19 @@ class BlacklistToken:
 
 
 @dataclass(frozen=True)
+class MultisigWatch:
+    """The issuer's multisig owning ``token``: its proposals to blacklist are indexed as "proposed" facts."""
+
+    hex20: str  # the multisig, as in logs
+    token: BlacklistToken
+
+
+# Who the interface column names for a fact read from the issuer's multisig instead of the token.
+MULTISIG_INTERFACE = "multisig"
+PROPOSED_ACTION = "proposed"
+
+
+@dataclass(frozen=True)
 class IndexSource:
     """What one chain's indexes need from the chain (built from the chain runtime; fakes in unit tests).
 
@@ -79,11 +94,15 @@ class IndexSource:
     mixer_pools: tuple[str, ...] = ()  # 0x hex20, lowercase
     tokens: tuple[str, ...] = ()  # 0x hex20 of the watched USDT/USDC contracts (two-hop funding lookups)
     blacklist_tokens: tuple[BlacklistToken, ...] = ()
+    multisigs: tuple[MultisigWatch, ...] = ()
+    # eth_call(to, data) at a block: reads a multisig's stored proposal back (required when multisigs are set)
+    call_at: Callable[[str, str, int], str] | None = None
 
     def contracts(self, kind: str) -> list[str]:
         if kind == IndexKind.MIXER:
             return sorted(self.mixer_pools)
-        return sorted(f"{t.hex20}:{t.interface}" for t in self.blacklist_tokens)
+        tokens = [f"{t.hex20}:{t.interface}" for t in self.blacklist_tokens]
+        return sorted(tokens + [f"{m.hex20}:{MULTISIG_INTERFACE}:{m.token.hex20}" for m in self.multisigs])
 
     def fingerprint(self, kind: str) -> str:
         text = kind + "|" + ",".join(self.contracts(kind))
@@ -167,11 +186,13 @@ def _fetch_withdrawals(source: IndexSource, lo: int, hi: int, now: datetime) -> 
 
 
 def _fetch_blacklist(source: IndexSource, lo: int, hi: int, now: datetime) -> list[BlacklistEventRow]:
-    interfaces = {t.hex20: t.interface for t in source.blacklist_tokens}
-    events = scan_blacklist_events(source.fetch_logs, interfaces, lo, hi, source.family)
+    pairs = [(t.hex20, t.interface) for t in source.blacklist_tokens]
+    owners = [m.hex20 for m in source.multisigs]
+    events, submissions = scan_issuer_logs(source.fetch_logs, pairs, owners, lo, hi, source.family)
+    proposals = _proposals(source, submissions)
+    times = _times(source, [e.block_number for e in events] + [s.block_number for s, _, _ in proposals])
     by_contract = {t.contract: t for t in source.blacklist_tokens}
-    times = _times(source, [e.block_number for e in events])
-    return [
+    rows = [
         BlacklistEventRow(
             chain=source.chain,
             token_symbol=by_contract[e.token_contract].symbol,
@@ -188,6 +209,47 @@ def _fetch_blacklist(source: IndexSource, lo: int, hi: int, now: datetime) -> li
         )
         for e in events
     ]
+    rows += [
+        BlacklistEventRow(
+            chain=source.chain,
+            token_symbol=token.symbol,
+            token_contract=token.contract,
+            interface=MULTISIG_INTERFACE,
+            action=PROPOSED_ACTION,
+            address=address,
+            tx_hash=s.tx_hash,
+            log_index=s.log_index,
+            block_number=s.block_number,
+            block_hash=s.block_hash,
+            block_time=times[s.block_number],
+            indexed_at=now,
+        )
+        for s, token, address in proposals
+    ]
+    return sorted(rows, key=lambda r: (r.block_number, r.log_index))
+
+
+def _proposals(source: IndexSource, submissions: list[Submission]) -> list[tuple[Submission, BlacklistToken, str]]:
+    """The submissions that propose ``addBlackList`` on the multisig's own token, with the address to freeze.
+
+    Each proposal is read back at the Submission's block (the log does not carry the call); any other proposal
+    (issue, redeem, removeBlackList, ...) is not a fact for screening.
+    """
+    if not submissions:
+        return []
+    if source.call_at is None:
+        raise ChainError(f"{source.chain}: multisig submissions but no eth_call reader", "build the source with one")
+    by_multisig = {m.hex20: m for m in source.multisigs}
+    out = []
+    for sub in submissions:
+        watch = by_multisig[sub.multisig]
+        call = decode_transactions_result(
+            source.call_at(watch.hex20, transactions_call(sub.transaction_id), sub.block_number)
+        )
+        target = proposed_blacklisting(call, watch.token.hex20)
+        if target is not None:
+            out.append((sub, watch.token, from_hex20(source.family, target)))
+    return out
 
 
 def _times(source: IndexSource, blocks: list[int]) -> dict[int, datetime]:

@@ -56,6 +56,13 @@ def asset_code(token_symbol: str, chain: str) -> str:
 
 
 def customer_account(account: str) -> str:
+    """The ledger account of a customer; LedgerError for a deposit without one (an unassigned deposit)."""
+    if not account.strip():
+        raise LedgerError(
+            "this deposit has no customer account (an unassigned deposit: sent on a chain where its address is "
+            "not registered), so nothing is credited or held for it",
+            "nothing was changed; settle it outside screener",
+        )
     return f"{CUSTOMER_PREFIX}{account}"
 
 

@@ -182,6 +182,7 @@ EXPECTED_STEPS: dict[str, set[str]] = {
     DepositStatus.HELD: {STEP_HOLD},
     DepositStatus.RELEASED: {STEP_HOLD, STEP_POST},
     DepositStatus.REJECTED: {STEP_HOLD, STEP_VOID, STEP_REJECT_MOVE},
+    DepositStatus.UNASSIGNED: set(),  # wrong network: never in the ledger, and never with a hold
 }
 HOLD_STATE_OF: dict[str, set[str]] = {
     DepositStatus.HELD: set(HoldState.UNRESOLVED),

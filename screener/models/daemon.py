@@ -1,6 +1,6 @@
 """Tables of the daemon area: leases, workers, the alert outbox, chain status and RPC error counters.
 
-Kept in step by hand with screener/migrations/versions/0006_daemon.py.
+Kept in step by hand with screener/migrations/versions/0006_daemon.py (and 0011 for rpc_endpoint_usage).
 """
 
 from __future__ import annotations
@@ -97,4 +97,16 @@ class RpcEndpointErrors(SQLModel, table=True):
     chain: str = Field(primary_key=True, max_length=32)
     endpoint: str = Field(primary_key=True, max_length=255)
     errors_total: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False))
+    updated_at: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
+
+
+class RpcEndpointUsage(SQLModel, table=True):
+    """Requests sent per endpoint (redacted label) and UTC day, summed over workers (migration 0011)."""
+
+    __tablename__ = "rpc_endpoint_usage"
+
+    chain: str = Field(primary_key=True, max_length=32)
+    endpoint: str = Field(primary_key=True, max_length=255)
+    day: str = Field(primary_key=True, max_length=10)  # UTC, YYYY-MM-DD
+    requests: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False))
     updated_at: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))

@@ -36,7 +36,8 @@ class MixerWithdrawalRow(SQLModel, table=True):
 
 
 class BlacklistEventRow(SQLModel, table=True):
-    """One issuer blacklist change (USDT AddedBlackList/RemovedBlackList, USDC Blacklisted/UnBlacklisted)."""
+    """One issuer fact: a freeze or its lifting (USDT, USD₮0, USDC), a destroyed frozen balance, or a proposal to
+    freeze made to the issuer's multisig (chains/blacklists.py, chains/multisig.py)."""
 
     __tablename__ = "issuer_blacklist_events"
     __table_args__ = (sa.UniqueConstraint("chain", "tx_hash", "log_index", name="uq_issuer_blacklist_event"),)
@@ -45,8 +46,8 @@ class BlacklistEventRow(SQLModel, table=True):
     chain: str = Field(max_length=32)
     token_symbol: str = Field(max_length=16)
     token_contract: str = Field(max_length=64)
-    interface: str = Field(max_length=16)  # tether | fiattoken
-    action: str = Field(max_length=16)  # added | removed
+    interface: str = Field(max_length=16)  # tether | fiattoken | usdt0 | multisig (a proposal, chains/multisig.py)
+    action: str = Field(max_length=16)  # added | removed | destroyed | proposed
     address: str = Field(max_length=64, index=True)
     tx_hash: str = Field(max_length=66)
     log_index: int

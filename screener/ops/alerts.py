@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from screener.db import insert_ignore, session_scope
 from screener.models.daemon import AlertOutbox
-from screener.ops.outbox_rules import AlertKind, AlertState, backoff_s
+from screener.ops.outbox_rules import AlertKind, AlertState, backoff_s, outbox_row
 from screener.settings import AlertSettings
 from screener_base.redact import redact_text, redact_url
 
@@ -46,23 +46,7 @@ def enqueue(
     ref_id: int | None = None,
 ) -> None:
     """Add an alert in the caller's transaction; a second call with the same ``kind``/``key`` does nothing."""
-    insert_ignore(
-        session,
-        OUTBOX,
-        {
-            "kind": kind.value,
-            "dedup_key": f"{kind.value}:{key}"[:200],
-            "ref_id": ref_id,
-            "text": text,
-            "payload": payload or {},
-            "state": AlertState.PENDING,
-            "attempts": 0,
-            "created_at": now,
-            "next_attempt_at": now,
-            "delivered_to": [],
-        },
-        ["dedup_key"],
-    )
+    insert_ignore(session, OUTBOX, outbox_row(kind, key, text, now, payload, ref_id), ["dedup_key"])
 
 
 @dataclass(frozen=True)

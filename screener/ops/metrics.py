@@ -127,12 +127,19 @@ def _other_families(snap: StatusSnapshot) -> list[Family]:
     rpc = Family("screener_rpc_errors_total", "counter", "RPC errors by chain and (redacted) endpoint")
     for (chain, endpoint), n in sorted(snap.rpc_errors.items()):
         rpc.add(n, chain=chain, endpoint=endpoint)
+    today = Family("screener_rpc_requests_today", "gauge", "Requests today (UTC) by budgeted endpoint")
+    per_day = Family("screener_rpc_budget_requests_per_day", "gauge", "Configured requests_per_day by endpoint")
+    per_s = Family("screener_rpc_budget_requests_per_second", "gauge", "Configured requests_per_s by endpoint")
+    for b in snap.rpc_budgets:
+        today.add(b.requests_today, chain=b.chain, endpoint=b.endpoint)
+        per_day.add(b.requests_per_day, chain=b.chain, endpoint=b.endpoint)
+        per_s.add(b.requests_per_s, chain=b.chain, endpoint=b.endpoint)
     alerts = Family("screener_alerts", "gauge", "Alerts in the outbox by delivery state")
     for state, n in sorted(snap.alerts_by_state.items()):
         alerts.add(n, state=state)
     workers = Family("screener_workers_alive", "gauge", "Workers seen within the lease ttl")
     workers.add(sum(1 for w in snap.workers if w.alive))
-    return [version, age, stale, rpc, alerts, workers]
+    return [version, age, stale, rpc, today, per_day, per_s, alerts, workers]
 
 
 def _process_families(stats: ProcessStats) -> list[Family]:

@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 
 from screener.lists import store as lists_store
 from screener.models.chain import ScanCursor
-from screener.models.daemon import ChainStatus, Lease, RpcEndpointErrors, Worker
+from screener.models.daemon import ChainStatus, Lease, RpcEndpointErrors, RpcEndpointUsage, Worker
 from screener.models.deposits import Deposit
 from screener.models.ledger import Hold, ReviewFlag
 from screener.ops.alerts import outbox_counts
@@ -24,7 +24,7 @@ from screener.review.rules import DepositStatus, FlagState, HoldState, is_overdu
 from screener.settings import Settings
 from screener_base.clock import ensure_utc
 from screener_base.errors import ScreenerError
-from screener_base.redact import redact_text
+from screener_base.redact import endpoint_labels, redact_text
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,21 @@ class WorkerView:
     alive: bool  # seen within the lease ttl and not stopped
 
 
+@dataclass(frozen=True)
+class BudgetView:
+    """One budgeted endpoint's requests today (all workers) against its configured budget."""
+
+    chain: str
+    endpoint: str  # redacted label
+    requests_today: int
+    requests_per_day: int | None
+    requests_per_s: float | None
+
+    @property
+    def used_ratio(self) -> float | None:
+        return None if not self.requests_per_day else self.requests_today / self.requests_per_day
+
+
 @dataclass
 class StatusSnapshot:
     at: datetime
@@ -66,6 +81,7 @@ class StatusSnapshot:
     list_stale: bool = True
     alerts_by_state: dict[str, int] = field(default_factory=dict)
     rpc_errors: dict[tuple[str, str], int] = field(default_factory=dict)  # (chain, endpoint) -> total
+    rpc_budgets: list[BudgetView] = field(default_factory=list)
     workers: list[WorkerView] = field(default_factory=list)
     leases: dict[str, str] = field(default_factory=dict)  # live lease name -> holder
 
@@ -181,13 +197,32 @@ def _rpc_errors(session: Session) -> dict[tuple[str, str], int]:
     return totals
 
 
+def _rpc_budgets(session: Session, settings: Settings, now: datetime) -> list[BudgetView]:
+    """Configured budgets with today's (UTC) cluster-wide request counts."""
+    used = {
+        (row.chain, row.endpoint): row.requests
+        for row in session.exec(select(RpcEndpointUsage).where(RpcEndpointUsage.day == now.date().isoformat()))
+    }
+    views = []
+    for chain in configured_chains(settings):
+        endpoints = settings.chains[chain].endpoints
+        for ep, label in zip(endpoints, endpoint_labels([e.url for e in endpoints]), strict=True):
+            if ep.requests_per_s is None and ep.requests_per_day is None:
+                continue
+            today = int(used.get((chain, label[:255]), 0))
+            views.append(BudgetView(chain, label, today, ep.requests_per_day, ep.requests_per_s))
+    return views
+
+
 def collect(session: Session, settings: Settings, now: datetime) -> StatusSnapshot:
     """Read everything `screener status` and the metrics report."""
     snap = StatusSnapshot(at=now)
     snap.leases = _live_leases(session, now)
     snap.chains = _chains(session, settings, snap.leases)
     by_status = session.exec(select(Deposit.status, sa.func.count()).group_by(Deposit.status)).all()
-    snap.deposits_by_status = {s: 0 for s in (DepositStatus.RECORDED, DepositStatus.CREDITED, DepositStatus.HELD)}
+    snap.deposits_by_status = {
+        s: 0 for s in (DepositStatus.RECORDED, DepositStatus.CREDITED, DepositStatus.HELD, DepositStatus.UNASSIGNED)
+    }
     snap.deposits_by_status.update({str(s): int(n) for s, n in by_status})
     snap.holds_open, snap.holds_overdue = _holds(session, now)
     snap.flags_open = int(
@@ -196,5 +231,6 @@ def collect(session: Session, settings: Settings, now: datetime) -> StatusSnapsh
     _list(session, settings, now, snap)
     snap.alerts_by_state = outbox_counts(session)
     snap.rpc_errors = _rpc_errors(session)
+    snap.rpc_budgets = _rpc_budgets(session, settings, now)
     snap.workers = _workers(session, settings, now)
     return snap

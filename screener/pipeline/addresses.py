@@ -4,6 +4,9 @@ Registration is strict (a mixed-case EVM address must match its EIP-55 checksum)
 
 Services take a Session and never commit. CSV imports are all-or-nothing: every row is checked first and
 any bad row means nothing is imported (the report names each bad row and why).
+
+The scanner's watch maps come from here too: a chain's own addresses (``watch_map``) and, on an EVM chain, our
+EVM addresses registered on other chains only (``foreign_map``), whose transfers are recorded as unassigned.
 """
 
 from __future__ import annotations
@@ -249,11 +252,12 @@ def list_addresses(session: Session, chain: str | None = None) -> list[DepositAd
     return list(session.exec(stmt))
 
 
-def watch_version(session: Session, chain: str) -> tuple[int, int]:
-    """(count, max id) of a chain's addresses: changes whenever one is added or removed."""
-    count, max_id = session.execute(
-        sa.select(sa.func.count(), sa.func.max(col(DepositAddress.id))).where(col(DepositAddress.chain) == chain)
-    ).one()
+def watch_version(session: Session, chain: str | None) -> tuple[int, int]:
+    """(count, max id) of a chain's addresses (None: of every chain's): changes whenever one is added or removed."""
+    stmt = sa.select(sa.func.count(), sa.func.max(col(DepositAddress.id)))
+    if chain is not None:
+        stmt = stmt.where(col(DepositAddress.chain) == chain)
+    count, max_id = session.execute(stmt).one()
     return int(count), int(max_id or 0)
 
 
@@ -265,9 +269,40 @@ def watch_map(session: Session, chain: str, family: Family) -> dict[str, tuple[s
     return {to_hex20(family, address): (address, account) for address, account in rows}
 
 
+Registrations = tuple[tuple[str, str], ...]  # ((chain, account), ...) where an address is registered
+
+
+def foreign_map(session: Session, chain: str, family: Family) -> dict[str, tuple[str, Registrations]]:
+    """hex20 -> (canonical address, its registrations): for an EVM chain, our EVM addresses registered on other
+    chains but not on ``chain``. One key controls an EVM address on every EVM chain, so a transfer to one of
+    these is the customer's, sent on the wrong network: the pipeline records it as an unassigned deposit.
+
+    EVM only (Tron and other families: empty). An address counts as EVM by its stored form (0x + 40 hex), so a
+    registration on a chain no longer configured still counts.
+    """
+    if family is not Family.EVM:
+        return {}
+    own = sa.select(col(DepositAddress.address)).where(col(DepositAddress.chain) == chain)
+    rows = session.execute(
+        sa.select(col(DepositAddress.address), col(DepositAddress.chain), col(DepositAddress.account))
+        .where(col(DepositAddress.chain) != chain, col(DepositAddress.address).not_in(own))
+        .order_by(col(DepositAddress.address), col(DepositAddress.chain))
+    )
+    found: dict[str, tuple[str, Registrations]] = {}
+    for address, other, account in rows:
+        if infer_family(address) is not Family.EVM:
+            continue
+        key = to_hex20(Family.EVM, address)
+        known = found.get(key, (address, ()))[1]
+        found[key] = (address, (*known, (other, account)))
+    return found
+
+
 def refresh_watch(session: Session, rt: ChainRuntime) -> None:
-    """Reload the runtime's watch map when the chain's deposit addresses changed since it was loaded."""
-    version = watch_version(session, rt.name)
+    """Reload the runtime's watch maps when the deposit addresses changed since they were loaded (an EVM chain's
+    on any chain: its foreign map depends on them all)."""
+    version = watch_version(session, None if rt.spec.family is Family.EVM else rt.name)
     if version != rt.watch_version:
         rt.watch = watch_map(session, rt.name, rt.spec.family)
+        rt.foreign = foreign_map(session, rt.name, rt.spec.family)
         rt.watch_version = version

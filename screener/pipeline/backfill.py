@@ -1,8 +1,9 @@
 """``screener backfill``: record the deposits of an explicit past block range, below the live cursor.
 
-Same reads and checks as a tick (screener.pipeline.read) and the same idempotent record + decide, one
-transaction per range; the live cursor is never moved, and the range must lie below it and below the safe
-head, so a backfill and the running worker cannot overlap in a way that matters (duplicates are ignored).
+Same reads and checks as a tick (screener.pipeline.read) and the same idempotent record + decide (unassigned
+deposits audited and alerted), one transaction per range; the live cursor is never moved, and the range must lie
+below it and below the safe head, so a backfill and the running worker cannot overlap in a way that matters
+(duplicates are ignored).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from screener.db import session_scope
 from screener.pipeline.addresses import refresh_watch
 from screener.pipeline.read import ScanCounts, scan_range, verify_tokens
 from screener.pipeline.runtime import ChainRuntime
-from screener.pipeline.store import Decide, insert_new, load_state
+from screener.pipeline.store import Decide, load_state, record_range
+from screener.review.rules import DepositStatus
 from screener_base.clock import utc_now
 from screener_base.errors import ChainError, DecodeError, ScreenerError
 
@@ -115,13 +117,11 @@ def backfill(
             continue
         with session_scope(engine) as session:
             now = now_fn()
-            new = insert_new(session, scan.deposits(rt.name, now))
-            if new and decide is not None:
-                decide(session, new, now)
+            new = record_range(session, scan.deposits(rt.name, now), now, decide)
         refused = 0
         result.ranges += 1
         result.add_read(scan)
-        result.add_recorded(scan, len(new))
+        result.add_recorded(scan, len(new), sum(d.status == DepositStatus.UNASSIGNED for d in new))
         current = scan.to_block + 1
         if progress is not None:
             progress(current - start, end - start + 1)

@@ -18,7 +18,7 @@ from chains.rpc import Endpoint, gc_paused
 from chains.scanning import BEHIND_ATTEMPTS, ChainHalted, Header, NodeBehind, fetch_logs, make_query, parse_header
 from chains.transfers import Transfer, decode_transfers
 from screener.pipeline.runtime import ChainRuntime
-from screener.review.rules import DepositStatus
+from screener.review.rules import UNASSIGNED_ACCOUNT, DepositStatus, wrong_network_finding
 from screener_base.errors import AddressError, RpcError
 
 DECIMALS_SELECTOR = "0x313ce567"  # decimals()
@@ -29,8 +29,9 @@ class ScanCounts:
     """What reading and recording block ranges found: a tick's result and a backfill's total both count so."""
 
     logs: int = 0
-    transfers: int = 0  # matched: to one of our deposit addresses
+    transfers: int = 0  # matched: to one of our deposit addresses (on this chain, or an EVM one on another)
     recorded: int = 0
+    unassigned: int = 0  # of those recorded: to an address registered on another chain only (wrong network)
     duplicates: int = 0  # matched but already recorded (same chain, tx hash, log index)
     other_recipients: int = 0
     initiator_missing: int = 0
@@ -43,8 +44,9 @@ class ScanCounts:
         self.initiator_missing += scan.initiator_missing
         self.rejected.update(scan.rejected)
 
-    def add_recorded(self, scan: RangeScan, recorded: int) -> None:
+    def add_recorded(self, scan: RangeScan, recorded: int, unassigned: int = 0) -> None:
         self.recorded += recorded
+        self.unassigned += unassigned
         self.duplicates += len(scan.matched) - recorded
 
 
@@ -76,35 +78,39 @@ class RangeScan:
         return [self.headers[n] for n in sorted(keep) if n in self.headers]
 
     def deposits(self, chain: str, now: datetime) -> list[dict[str, Any]]:
-        """Deposit column values for the matched transfers (see screener.pipeline.store.insert_new)."""
+        """Deposit column values for the matched transfers (see screener.pipeline.store.insert_new): ``recorded``
+        to our address on this chain; ``unassigned`` to one registered on other chains only (``rt.foreign``)."""
         family, spec = self.rt.spec.family, self.rt.spec
         rows = []
         for t in self.matched:
             token = spec.token_for(t.token)
-            address, account = self.rt.watch[t.to_hex]
             assert token is not None  # decode_transfers only keeps watched token contracts
             header = self.headers[t.block_number]
-            rows.append(
-                {
-                    "chain": chain,
-                    "tx_hash": t.tx_hash,
-                    "log_index": t.log_index,
-                    "block_number": t.block_number,
-                    "block_hash": t.block_hash,
-                    "block_time": datetime.fromtimestamp(header.timestamp, UTC),
-                    "token_symbol": token.symbol,
-                    "token_contract": token.contract,
-                    "decimals": self.rt.verified_tokens.get(t.token, token.decimals or 0),
-                    "amount_raw": t.amount,
-                    "from_address": from_hex20(family, t.from_hex),
-                    "initiator": self.initiators.get(t.tx_hash),
-                    "to_address": address,
-                    "account": account,
-                    "observed_at": now,
-                    "status": DepositStatus.RECORDED,
-                    "findings": [],
-                }
-            )
+            row = {
+                "chain": chain,
+                "tx_hash": t.tx_hash,
+                "log_index": t.log_index,
+                "block_number": t.block_number,
+                "block_hash": t.block_hash,
+                "block_time": datetime.fromtimestamp(header.timestamp, UTC),
+                "token_symbol": token.symbol,
+                "token_contract": token.contract,
+                "decimals": self.rt.verified_tokens.get(t.token, token.decimals or 0),
+                "amount_raw": t.amount,
+                "from_address": from_hex20(family, t.from_hex),
+                "initiator": self.initiators.get(t.tx_hash),
+                "observed_at": now,
+            }
+            if t.to_hex in self.rt.watch:
+                address, account = self.rt.watch[t.to_hex]
+                row.update(to_address=address, account=account, status=DepositStatus.RECORDED, findings=[])
+            else:
+                address, registered = self.rt.foreign[t.to_hex]
+                finding = wrong_network_finding(chain, address, registered)
+                row.update(
+                    to_address=address, account=UNASSIGNED_ACCOUNT, status=DepositStatus.UNASSIGNED, findings=[finding]
+                )
+            rows.append(row)
         return rows
 
 
@@ -181,12 +187,13 @@ def scan_range(
     # Bulk section: the reply's dicts are freed by refcount once decoded, so GC passes over them are waste.
     with gc_paused():
         logs: list[dict[str, Any]] = []
-        if rt.watch:  # no deposit addresses: nothing to ask for, the range is simply passed
-            fetched = fetch_logs(rt.client, ep, make_query(rt.spec, list(rt.watch)), start, end, rt.sizer)
+        recipients = rt.watch.keys() | rt.foreign.keys()
+        if recipients:  # no deposit addresses: nothing to ask for, the range is simply passed
+            fetched = fetch_logs(rt.client, ep, make_query(rt.spec, sorted(recipients)), start, end, rt.sizer)
             logs, scan.to_block, logs_end = fetched.logs, fetched.to_block, fetched.end_header
             del fetched
         fetched_at = time.perf_counter()
-        outcome = decode_transfers(logs, {t.hex20 for t in rt.spec.tokens}, rt.watch.keys())
+        outcome = decode_transfers(logs, {t.hex20 for t in rt.spec.tokens}, recipients)
         scan.logs, scan.matched = len(logs), outcome.transfers
         scan.rejected, scan.other_recipients = outcome.rejected, outcome.other_recipients
         del logs

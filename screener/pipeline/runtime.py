@@ -10,6 +10,7 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
+from chains.budget import BudgetLimits
 from chains.registry import ChainSpec, registry, resolve_chain
 from chains.rpc import RetryPolicy, RpcClient
 from chains.scanning import RangeSizer, TagSupport
@@ -29,6 +30,7 @@ _SPEC_FIELDS = (
     "max_reorg_depth",
     "request_timeout_s",
     "tokens",
+    "issuer_multisigs",
 )
 
 
@@ -99,6 +101,9 @@ class ChainRuntime:
     # (count, max id) of the deposit addresses last loaded, and the loaded map (hex20 -> (address, account))
     watch_version: tuple[int, int] | None = None
     watch: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # EVM chains: our EVM addresses registered on other chains only (hex20 -> (address, ((chain, account), ...)));
+    # a transfer to one is recorded as an unassigned deposit (screener.pipeline.addresses.foreign_map)
+    foreign: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = field(default_factory=dict)
     consecutive_unstable: int = 0
 
     def __post_init__(self) -> None:
@@ -116,7 +121,14 @@ def build_chain_runtime(settings: Settings, chain_name: str, *, retry: RetryPoli
     cfg = chain_settings(settings, chain_name)
     if not cfg.rpc_urls:
         raise ConfigError(f"chain {chain_name!r} has no RPC endpoint", f"set chains.{chain_name}.rpc_urls")
-    client = RpcClient(cfg.rpc_urls, chain_id=spec.chain_id, timeout_s=spec.request_timeout_s, retry=retry)
+    endpoints = cfg.endpoints
+    client = RpcClient(
+        [e.url for e in endpoints],
+        chain_id=spec.chain_id,
+        timeout_s=spec.request_timeout_s,
+        retry=retry,
+        limits=[BudgetLimits(e.requests_per_s, e.requests_per_day) for e in endpoints],
+    )
     finality_client = None
     if cfg.finality_rpc_url:
         finality_client = RpcClient(

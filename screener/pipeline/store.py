@@ -1,7 +1,7 @@
 """The database half of the pipeline: scan state, idempotent deposit inserts, the cursor, kept headers.
 
 All functions take a Session and never commit; screener.pipeline.tick opens one transaction per range so that
-deposits, their decisions and the cursor move together.
+deposits, their decisions (or, for an unassigned deposit, its audit event and alert) and the cursor move together.
 """
 
 from __future__ import annotations
@@ -15,14 +15,23 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from chains.scanning import DeepReorg, Header
+from screener.amounts import format_units
+from screener.db import insert_ignore
+from screener.ledger import audit
+from screener.ledger.rules import asset_code
 from screener.models.chain import ChainHeader, ScanCursor
+from screener.models.daemon import AlertOutbox
 from screener.models.deposits import Deposit
+from screener.ops.outbox_rules import AlertKind, outbox_row
 from screener.review.rules import DepositStatus
 from screener_base.errors import ScreenerError
 
 # Headers kept per chain (range ends and deposit blocks): the window in which a reorg can be located.
 KEEP_HEADERS = 512
 _IN_CHUNK = 500
+
+SYSTEM = "system"  # the actor of what the pipeline records
+OUTBOX: sa.Table = AlertOutbox.__table__  # type: ignore[attr-defined]
 
 Decide = Callable[[Session, list[Deposit], datetime], None]
 OrphanHandler = Callable[[Session, list[Deposit], datetime], None]
@@ -126,6 +135,60 @@ def insert_new(session: Session, rows: Sequence[dict[str, Any]]) -> list[Deposit
     return sorted(loaded, key=lambda d: d.id or 0)
 
 
+def record_range(
+    session: Session, rows: Sequence[dict[str, Any]], now: datetime, decide: Decide | None
+) -> list[Deposit]:
+    """A range's deposits in the caller's transaction: insert the new rows, ``decide`` the recorded ones, then seal,
+    audit and alert the unassigned ones (after the decider: it takes the list version before the audit head)."""
+    new = insert_new(session, rows)
+    recorded = [d for d in new if d.status == DepositStatus.RECORDED]
+    if recorded and decide is not None:
+        decide(session, recorded, now)
+    record_unassigned(session, [d for d in new if d.status == DepositStatus.UNASSIGNED], now)
+    return new
+
+
+def record_unassigned(session: Session, deposits: Sequence[Deposit], now: datetime) -> None:
+    """Per unassigned deposit (wrong network): a ``deposit.unassigned`` audit event sealing its row, and an
+    ``unassigned_deposit`` alert keyed by its event label. Nothing else: it is never screened or credited."""
+    if not deposits:
+        return
+    audit.lock_head(session)
+    for deposit in deposits:
+        evidence = deposit.findings[0] if deposit.findings else {}
+        payload = {
+            "deposit_id": deposit.id,
+            "event": deposit.event_label,
+            "chain": deposit.chain,
+            "tx_hash": deposit.tx_hash,
+            "log_index": deposit.log_index,
+            "status": deposit.status,
+            "amount": str(deposit.amount_raw),
+            "asset": asset_code(deposit.token_symbol, deposit.chain),
+            "from_address": deposit.from_address,
+            "to_address": deposit.to_address,
+            "registered_on": evidence.get("registered_on", []),
+            "accounts": evidence.get("accounts", []),
+        }
+        subject = f"deposit:{deposit.id}"
+        audit.append(session, "deposit.unassigned", subject, payload, SYSTEM, now, rows=[("deposits", deposit.id)])
+        text = _unassigned_text(deposit, payload)
+        row = outbox_row(AlertKind.UNASSIGNED_DEPOSIT, deposit.event_label, text, now, payload, ref_id=deposit.id)
+        insert_ignore(session, OUTBOX, row, ["dedup_key"])
+
+
+def _unassigned_text(deposit: Deposit, payload: dict[str, Any]) -> str:
+    amount = format_units(deposit.amount_raw, deposit.decimals)
+    where = ", ".join(payload["registered_on"]) or "another chain"
+    accounts = ", ".join(payload["accounts"]) or "?"
+    return (
+        f"unassigned deposit {deposit.event_label}: {amount} {deposit.token_symbol} on {deposit.chain} from "
+        f"{deposit.from_address} to {deposit.to_address}, which is registered on {where} (account {accounts}), not "
+        f"on {deposit.chain}: sent on the wrong network. Nothing was credited; return it to the sender or credit "
+        "the customer by hand, outside screener"
+    )
+
+
 def keep_headers(session: Session, chain: str, headers: Sequence[Header], now: datetime) -> None:
     """Upsert ``headers`` and prune to the newest KEEP_HEADERS for the chain."""
     for h in {h.number: h for h in headers}.values():
@@ -177,15 +240,23 @@ def drop_undecided_orphans(session: Session, orphans: list[Deposit], now: dateti
     """Default reaction to deposits whose block was replaced: forget undecided ones, refuse otherwise.
 
     A decided deposit may already be credited; reversing a credit is a ledger/review decision, so the whole
-    rewind is refused (DeepReorg rolls the transaction back and the chain stays halted until handled).
+    rewind is refused (DeepReorg rolls the transaction back and the chain stays halted until handled). An
+    unassigned deposit moved no money: it is forgotten too, openly (``deposit.orphaned`` seals its deletion).
     """
-    decided = [d for d in orphans if d.status != DepositStatus.RECORDED]
+    decided = [d for d in orphans if d.status not in (DepositStatus.RECORDED, DepositStatus.UNASSIGNED)]
     if decided:
         ids = ", ".join(str(d.id) for d in decided[:20])
         raise DeepReorg(
             f"{len(decided)} already decided deposit(s) are in replaced blocks (ids {ids}); nothing was rewound",
             "check them on a block explorer; reverse or confirm their credits, then resolve the chain by hand",
         )
+    unassigned = [d for d in orphans if d.status == DepositStatus.UNASSIGNED]
+    if unassigned:
+        audit.lock_head(session)  # first lock (lock order), before the deposit rows
     for deposit in orphans:
         session.delete(deposit)
     session.flush()
+    for deposit in unassigned:
+        payload = {"deposit_id": deposit.id, "event": deposit.event_label, "block_hash": deposit.block_hash}
+        subject = f"deposit:{deposit.id}"
+        audit.append(session, "deposit.orphaned", subject, payload, SYSTEM, now, rows=[("deposits", deposit.id)])

@@ -7,6 +7,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum, nonmember
+from typing import Any
 
 from screener.ledger.rules import BLOCKED, RETURN_PAYABLE
 from screener.screening.verdicts import Decision, Finding, Severity, Verdict
@@ -15,13 +16,20 @@ from screener_base.errors import ReviewError
 
 
 class DepositStatus(StrEnum):
-    """Lifecycle: recorded -> credited | held -> released | rejected."""
+    """Lifecycle: recorded -> credited | held -> released | rejected; and unassigned, final from the start.
+
+    ``unassigned``: a transfer to one of our EVM deposit addresses on an EVM chain where that address is not
+    registered (the customer picked the wrong network). It is recorded with the account ``UNASSIGNED_ACCOUNT``
+    and the ``wrong_network`` finding, sealed, audited and alerted in the tick's transaction, and never leaves
+    that status: it is never screened, credited, held or flagged (a person handles it outside the screener).
+    """
 
     RECORDED = "recorded"
     CREDITED = "credited"
     HELD = "held"
     RELEASED = "released"
     REJECTED = "rejected"
+    UNASSIGNED = "unassigned"
 
 
 class HoldState(StrEnum):
@@ -40,6 +48,11 @@ class FlagState(StrEnum):
     OPEN = "open"
     RESOLVED = "resolved"
 
+
+# Deposit.account of an unassigned deposit. Never a customer's: a registered account has 1 to 128 printable
+# characters (screener.pipeline.addresses.validate), and the ledger refuses a customer account without a name.
+UNASSIGNED_ACCOUNT = ""
+RULE_WRONG_NETWORK = "wrong_network"
 
 _HOLD_ID = re.compile(r"^\s*(?:[hH]-?)?([0-9]{1,18})\s*$")
 _FLAG_ID = re.compile(r"^\s*(?:[fF]-?)?([0-9]{1,18})\s*$")
@@ -229,3 +242,33 @@ def merge_findings(old: Sequence[Finding], new: Iterable[Finding]) -> list[Findi
         if item not in merged:
             merged.append(item)
     return merged
+
+
+def wrong_network_finding(chain: str, address: str, registered: Iterable[tuple[str, str]]) -> dict[str, Any]:
+    """The evidence kept with an unassigned deposit: a ``wrong_network`` Finding (as JSON) to ``address`` on
+    ``chain``, plus where that address is registered (``registered``: (chain, account) pairs) and to whom."""
+    pairs = sorted(set(registered))
+    chains = sorted({c for c, _ in pairs})
+    accounts = sorted({a for _, a in pairs})
+    finding = Finding(
+        rule_id=RULE_WRONG_NETWORK,
+        severity=Severity.REVIEW,
+        party="-",
+        matched_address=address,
+        detail=(
+            f"deposit address registered on {', '.join(chains)} (account {', '.join(accounts)}), not on {chain}: "
+            "sent on the wrong network; recorded unassigned, never credited"
+        ),
+    )
+    return {**finding.to_json(), "registered_on": chains, "accounts": accounts}
+
+
+def check_assigned(what: str, status: str) -> None:
+    """ReviewError unless the deposit is one of a customer's: an unassigned deposit is never credited or held."""
+    if status == DepositStatus.UNASSIGNED:
+        raise ReviewError(
+            f"{what} is unassigned (sent to our address on a chain where it is not registered): it is never "
+            "credited, held or released by screener",
+            "nothing was changed; settle it outside screener (return it to the sender, or credit the customer by "
+            "hand after checking the sender with `screener lists check`)",
+        )

@@ -34,6 +34,7 @@ from screener.review.identity import IdentityMode
 from screener.review.rules import (
     DepositStatus,
     HoldState,
+    check_assigned,
     check_can_approve,
     check_can_reject,
     check_can_release,
@@ -167,7 +168,10 @@ def _lock_hold(session: Session, hold_id: int) -> tuple[Hold, Deposit]:
     hold = session.exec(stmt).first()
     if hold is None:
         raise ReviewError(f"hold {hold_label(hold_id)} does not exist", "check the id with `screener holds list`")
-    return hold, _lock_deposit(session, hold.deposit_id)
+    deposit = _lock_deposit(session, hold.deposit_id)
+    # screener never opens a hold on an unassigned deposit: such a hold was written behind its back.
+    check_assigned(f"hold {hold_label(hold.id)}'s deposit {deposit.event_label}", deposit.status)
+    return hold, deposit
 
 
 def lock_hold(session: Session, hold_id: int) -> tuple[Hold, Deposit]:
@@ -200,7 +204,8 @@ def apply_verdict(
     Fail closed: the decision acted on is never weaker than the verdict's findings, and an unknown initiator
     cannot credit. A deposit already decided keeps its decision; a later, stricter verdict escalates its open
     hold or raises a review flag on it when already credited, and a weaker one changes nothing. ``relied_on``
-    (the index coverage the facts came from) is recorded with the decision as ``indexes``.
+    (the index coverage the facts came from) is recorded with the decision as ``indexes``. An unassigned
+    deposit (wrong network) is refused (ReviewError): it is never screened to a credit or a hold.
     """
     now = ensure_utc(now)
     decision, findings, raised_why = effective_decision(verdict, deposit.initiator is not None)
@@ -211,6 +216,7 @@ def apply_verdict(
     deposit_id = deposit.id
     assert deposit_id is not None
     deposit = _lock_deposit(session, deposit_id)
+    check_assigned(f"deposit {deposit.event_label}", deposit.status)
     if deposit.status != DepositStatus.RECORDED:
         strict = Verdict(decision, findings, verdict.list_version_id, verdict.decided_at)
         return _redecide(session, deposit, strict, now)

@@ -123,7 +123,7 @@ class BlacklistFact:
     chain: str
     token_symbol: str
     token_contract: str
-    action: str  # added | removed
+    action: str  # added | removed | destroyed (frozen balance burned) | proposed (multisig asked to freeze)
     tx_hash: str
     block_number: int
     block_time: datetime

@@ -11,7 +11,9 @@ the sender, whatever its date); this module decides which count, so the rules li
 - ``mixer.withdrawal_recipient``: a party received a mixer withdrawal in the lookback window before the
   deposit -> HOLD. ``mixer.two_hop``: the sender's own funding came from such a recipient -> HOLD.
   These do not depend on the mixer being on the SDN list (Tornado Cash was delisted in March 2025).
-- ``issuer.blacklist``: the issuer blacklisted a party within the window before or after the deposit -> HOLD.
+- ``issuer.blacklist``: the issuer blacklisted a party (or destroyed its frozen balance) within the window before
+  or after the deposit -> HOLD. ``issuer.blacklist_proposed``: the issuer's multisig was asked to blacklist a
+  party (Tether's Submission of ``addBlackList``, hours before the freeze lands) -> HOLD.
 - ``unavailable``: a check could not be done -> HOLD, never CREDIT (fail closed).
 - ``allowlist.suppressed``: a heuristic finding on an allowlisted counterparty, kept as information.
 """
@@ -45,11 +47,14 @@ RULE_PRIVACY_PROTOCOL = "mixer.privacy_protocol"
 RULE_MIXER_RECIPIENT = "mixer.withdrawal_recipient"
 RULE_MIXER_TWO_HOP = "mixer.two_hop"
 RULE_ISSUER_BLACKLIST = "issuer.blacklist"
+RULE_ISSUER_PROPOSED = "issuer.blacklist_proposed"
 RULE_UNAVAILABLE = "unavailable"
 RULE_ALLOWLISTED = "allowlist.suppressed"
 
 # Heuristics the allowlist may silence for a known counterparty; an OFAC match and "unavailable" never.
-_ALLOWLISTABLE = frozenset({RULE_MIXER_DIRECT, RULE_MIXER_RECIPIENT, RULE_MIXER_TWO_HOP, RULE_ISSUER_BLACKLIST})
+_ALLOWLISTABLE = frozenset(
+    {RULE_MIXER_DIRECT, RULE_MIXER_RECIPIENT, RULE_MIXER_TWO_HOP, RULE_ISSUER_BLACKLIST, RULE_ISSUER_PROPOSED}
+)
 # The facts are re-exported: callers import the policy and its input types from one place.
 __all__ = [
     "BlacklistFact",
@@ -233,13 +238,21 @@ def _two_hop_findings(inp: ScreeningInput, config: ScreeningSettings) -> list[Fi
     return out
 
 
+# What each kind of issuer fact says, for the finding's detail.
+_BLACKLIST_WORDING = {
+    "added": "blacklisted by",
+    "destroyed": "frozen balance destroyed by",
+    "proposed": "blacklisting proposed to the multisig of",
+}
+
+
 def _blacklist_findings(inp: ScreeningInput, config: ScreeningSettings) -> list[Finding]:
     dep = inp.deposit
     window = timedelta(days=config.blacklist_lookback_days)
     out = []
     for b in inp.blacklist:
         party = _party_of(dep, b.address)
-        if party is None or b.action != "added" or abs(b.block_time - dep.block_time) > window:
+        if party is None or b.action not in _BLACKLIST_WORDING or abs(b.block_time - dep.block_time) > window:
             continue
         removed = [
             r
@@ -253,14 +266,15 @@ def _blacklist_findings(inp: ScreeningInput, config: ScreeningSettings) -> list[
         when = "before" if b.block_time <= dep.block_time else "after"
         out.append(
             Finding(
-                rule_id=RULE_ISSUER_BLACKLIST,
+                rule_id=RULE_ISSUER_PROPOSED if b.action == "proposed" else RULE_ISSUER_BLACKLIST,
                 severity=Severity.REVIEW,
                 party=party.value,
                 matched_address=b.address,
                 entity=f"{b.token_symbol} issuer ({b.chain}:{b.token_contract})",
                 evidence_tx=b.tx_hash,
-                detail=f"blacklisted by the {b.token_symbol} issuer on {b.chain} at {b.block_time.isoformat()}, "
-                f"{when} the deposit" + (f"; later removed in {removed[0].tx_hash}" if removed else ""),
+                detail=f"{_BLACKLIST_WORDING[b.action]} the {b.token_symbol} issuer on {b.chain} at "
+                f"{b.block_time.isoformat()}, {when} the deposit"
+                + (f"; later removed in {removed[0].tx_hash}" if removed else ""),
             )
         )
     return out

@@ -20,6 +20,7 @@ Faults (``Fault.kind``):
 - ``result_limit``: eth_getLogs returning more than ``max_results`` logs fails like Infura's
   "query returned more than N results" (with a hint range unless ``style="plain"``).
 - ``wrong_chain``: eth_chainId answers ``chain_id``.
+``gate`` (tests/support/trongrid.py) answers an HTTP request before any fault, e.g. as TronGrid's limiter.
 ``lag_blocks`` makes the proxy a node that is that many blocks behind: head, tags, blocks, logs and
 transactions above its head are hidden (eth_getLogs is clamped silently, the worst real-world behaviour).
 ``flip_lag`` answers every other HTTP request as a node that many blocks further behind (a load balancer
@@ -101,8 +102,10 @@ class FaultProxy:
         flip_lag: int = 0,
         stuck_at: int | None = None,
         lag_methods: frozenset[str] | None = None,
+        gate: Callable[[], tuple[int, bytes] | None] | None = None,
     ):
         self.upstream = upstream
+        self.gate = gate  # asked first for every HTTP request: (status, body) answers it instead of the node
         self.faults: list[Fault] = list(faults or [])
         self.lag_blocks = lag_blocks
         self.flip_lag = flip_lag
@@ -250,6 +253,10 @@ class FaultProxy:
                 first = payload[0] if isinstance(payload, list) and payload else payload
                 method = first.get("method") if isinstance(first, dict) else None
                 proxy._begin_request(method)
+                refusal = proxy.gate() if proxy.gate is not None else None
+                if refusal is not None:
+                    self._send(*refusal)
+                    return
                 fault = proxy._pick(HTTP_KINDS, method)
                 if fault is not None and fault.kind == "drop":
                     self.close_connection = True

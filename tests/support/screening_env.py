@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from screener.demo.devnet.anvil import Anvil
-from screener.indexes.store import BlacklistToken, IndexSource
+from screener.indexes.store import BlacklistToken, IndexSource, MultisigWatch
 from screener.models.deposits import Deposit
 from screener_base.addresses import Family
 
@@ -49,6 +49,7 @@ def anvil_source(
     fetcher: CountingFetcher | None = None,
     block_time_s: float = 1.0,
     start_block: int | None = 0,
+    multisigs: Sequence[MultisigWatch] = (),
 ) -> IndexSource:
     return IndexSource(
         chain=chain,
@@ -62,6 +63,8 @@ def anvil_source(
         mixer_pools=tuple(p.lower() for p in pools),
         tokens=tuple(t.lower() for t in tokens),
         blacklist_tokens=tuple(blacklist_tokens),
+        multisigs=tuple(multisigs),
+        call_at=lambda to, data, block: str(node.rpc("eth_call", [{"to": to, "data": data}, hex(block)])),
     )
 
 

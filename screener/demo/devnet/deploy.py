@@ -110,6 +110,17 @@ def deploy_fiat_token_like(node: RpcNode, symbol: str = "USDC", decimals: int = 
     return deploy(node, "FiatTokenLike", ["string", "string", "uint8"], args, sender)
 
 
+def deploy_usdt0_like(node: RpcNode, symbol: str = "USDT0", decimals: int = 6, sender: str | None = None) -> str:
+    """A USD₮0-like token: ERC-20 + WithBlockedList's addToBlockedList/BlockPlaced(address indexed _user)."""
+    args = [f"USDT0-like {symbol}", symbol, decimals]
+    return deploy(node, "Usdt0Like", ["string", "string", "uint8"], args, sender)
+
+
+def deploy_multisig(node: RpcNode, owners: list[str], required: int, sender: str | None = None) -> str:
+    """A MultiSigWallet-like owner contract: submitTransaction stores and logs Submission(id)."""
+    return deploy(node, "MultiSigLike", ["address[]", "uint256"], [owners, required], sender)
+
+
 def deploy_forwarder(node: RpcNode, sender: str | None = None) -> str:
     """A contract that holds tokens and sends them when any EOA calls forward(token, to, value)."""
     return deploy(node, "Forwarder", [], [], sender)

@@ -127,7 +127,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 # The newest revision under migrations/versions. Every CLI command compares the database with it; asking Alembic
 # instead would load every revision file on each start-up. tests/test_foundation.py checks it is Alembic's head.
-HEAD_REVISION = "0011_rpc_usage"
+HEAD_REVISION = "0012_address_generation"
 
 
 def schema_revision(engine: Engine) -> str | None:

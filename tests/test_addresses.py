@@ -230,3 +230,32 @@ def test_cli_remove(tmp_path: Path) -> None:
     )
     verified = _cli(tmp_path, "audit", "verify")
     assert verified.returncode == 0 and verified.stdout.startswith("ok: 3 events")  # seals began, added, removed
+
+
+def test_a_removal_then_an_addition_reloads_the_watch_map(engine: Engine) -> None:
+    """The attack: remove the newest address and add another (or the same address for another account). SQLite
+    gives the new row the freed id, so (count, highest id) is unchanged; a worker keeping its loaded map would
+    credit the old account, or never watch the new address. The generation moves with each change."""
+    from screener.pipeline.addresses import refresh_watch
+    from screener.pipeline.runtime import build_chain_runtime
+
+    other = "0x" + "5a" * 20
+    settings = Settings(chains={"ethereum": {"rpc_urls": ["http://127.0.0.1:9"]}})
+    rt = build_chain_runtime(settings, "ethereum")
+    try:
+        with session_scope(engine) as s:
+            add_address(s, family_of, "ethereum", EVM, "customer-43", utc_now())
+        with session_scope(engine) as s:
+            refresh_watch(s, rt)
+        assert [v[1] for v in rt.watch.values()] == ["customer-43"]
+        with session_scope(engine) as s:
+            remove_address(s, family_of, "ethereum", EVM, "alice", utc_now())
+        with session_scope(engine) as s:
+            add_address(s, family_of, "ethereum", EVM, "customer-42", utc_now())
+            add_address(s, family_of, "ethereum", other, "customer-44", utc_now())
+            remove_address(s, family_of, "ethereum", other, "alice", utc_now())
+        with session_scope(engine) as s:
+            refresh_watch(s, rt)
+        assert [v[1] for v in rt.watch.values()] == ["customer-42"]
+    finally:
+        rt.close()

@@ -24,7 +24,16 @@ from sqlmodel import Session
 
 from chains.scanning import ChainHalted, DeepReorg
 from screener.daemon.checkpoint import write_checkpoint
-from screener.daemon.leases import LeaseGrant, LeaseLost, WorkerIdentity, fenced, renew, try_acquire, worker_seen
+from screener.daemon.leases import (
+    LeaseGrant,
+    LeaseLost,
+    WorkerIdentity,
+    fenced,
+    release_one,
+    renew,
+    try_acquire,
+    worker_seen,
+)
 from screener.daemon.state import flush_rpc_errors, record_tick_failure, record_tick_success
 from screener.daemon.usage import Flushed, flush_usage
 from screener.db import session_scope
@@ -42,6 +51,7 @@ from screener.pipeline.store import Decide
 from screener.pipeline.tick import TickResult, tick
 from screener.review.rules import DepositStatus
 from screener.settings import Settings
+from screener_base.errors import ScreenerError
 from screener_base.redact import redact_text
 
 log = logging.getLogger("screener.daemon")
@@ -103,12 +113,15 @@ class Jobs:
     def _leased(self, name: str) -> Iterator[LeaseGrant | None]:
         """Hold ``name`` for the block (None: another worker has it) and count the block as in flight."""
         grant = None if self.ctx.stopping.is_set() else self._acquire(name)
+        late = False
         with self.ctx.lock:
             # Checked under the lock that wait_idle uses: once a stop has waited, nothing new starts.
             if grant is not None and not self.ctx.stopping.is_set():
                 self.ctx.inflight[name] = _InFlight(grant, time.monotonic())
             else:
-                grant = None
+                late, grant = grant is not None, None
+        if late:  # acquired while the stop was releasing this worker's leases: give it back too
+            release_one(self.ctx.engine, self.ctx.me, name, self.ctx.now_fn())
         if grant is None:
             yield None
             return
@@ -299,9 +312,16 @@ class Jobs:
             if source is None:
                 continue
             with self._leased(f"index:{kind}:{chain}") as grant:
-                if grant is not None:
+                if grant is None:
+                    continue
+                try:
                     added = scan(ctx.engine, source, ctx.settings, ctx.now_fn(), on_new_facts=on_new_facts)
-                    log.debug("%s %s index: %d new row(s)", chain, kind, added)
+                except LeaseLost:
+                    raise
+                except ScreenerError as exc:  # one chain's provider or data must not stop the other chains' scans
+                    log.warning("%s %s index scan failed (the next run retries): %s", chain, kind, exc)
+                    continue
+                log.debug("%s %s index: %d new row(s)", chain, kind, added)
         # An index that caught up past a held deposit's block may settle its "unavailable" finding. One worker at
         # a time: every worker scans, and the same holds need screening only once.
         with self._leased("job:holds_rescreen") as grant:

@@ -155,6 +155,16 @@ def release_all(engine: Engine, me: WorkerIdentity, now: datetime) -> int:
         return int(result.rowcount)  # type: ignore[attr-defined]
 
 
+def release_one(engine: Engine, me: WorkerIdentity, name: str, now: datetime) -> None:
+    """Expire lease ``name`` if this instance holds it (one acquired just as the worker was stopping)."""
+    with session_scope(engine) as session:
+        session.execute(
+            sa.update(LEASES)
+            .where(LEASES.c.name == name, LEASES.c.holder_instance == me.instance)
+            .values(expires_at=now, renewed_at=now)
+        )
+
+
 def list_leases(engine: Engine) -> list[LeaseView]:
     with session_scope(engine) as session:
         return [_view(r) for r in session.execute(sa.select(LEASES).order_by(LEASES.c.name))]

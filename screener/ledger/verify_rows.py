@@ -97,7 +97,9 @@ def _collect(session: Session, activated: dict[int, tuple[int, str, int]]) -> di
             if table in tables and raw.isascii() and raw.isdigit():
                 row = sealed if isinstance(sealed, dict) else None
                 tables[table].seals[int(raw)] = (event.seq, row)
-                if row is not None:
+                if row is None:  # a sealed deletion: SQLite may hand the id to a new row, which starts afresh
+                    tables[table].first.pop(int(raw), None)
+                else:
                     tables[table].first.setdefault(int(raw), (event.seq, row))
     return tables
 

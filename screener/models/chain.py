@@ -46,3 +46,16 @@ class ChainHeader(SQLModel, table=True):
     parent_hash: str = Field(max_length=66)
     block_time: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime(timezone=True)))
     seen_at: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
+
+
+class AddressGeneration(SQLModel, table=True):
+    """One row counting changes to deposit_addresses (migration 0012): a worker reloads its watch maps when it moves.
+
+    The count and the highest id of the addresses alone miss a removal followed by an addition: SQLite hands the
+    freed highest id to the new row.
+    """
+
+    __tablename__ = "address_generation"
+
+    id: int = Field(default=1, primary_key=True)
+    generation: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False))

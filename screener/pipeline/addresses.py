@@ -25,7 +25,7 @@ from sqlmodel import Session, col, select
 
 from chains.codec import to_hex20
 from screener.ledger import audit
-from screener.models.chain import DepositAddress
+from screener.models.chain import AddressGeneration, DepositAddress
 from screener.pipeline.runtime import ChainRuntime
 from screener_base.addresses import Family, canonical, display, infer_family
 from screener_base.clock import ensure_utc
@@ -35,6 +35,7 @@ MAX_ACCOUNT_CHARS = 128
 MAX_IMPORT_ROWS = 1_000_000
 _ZERO_HEX20 = "0x" + "0" * 40
 
+GENERATION: sa.Table = AddressGeneration.__table__  # type: ignore[attr-defined]
 FamilyOf = Callable[[str], Family]  # chain name -> family; raises ScreenerError for an unknown chain
 log = logging.getLogger(__name__)
 
@@ -121,6 +122,7 @@ def add_address(
     added = DepositAddress(chain=row.chain, address=row.address, account=row.account, created_at=ensure_utc(now))
     session.add(added)
     session.flush()
+    bump_generation(session)
     payload = {"chain": row.chain, "address": row.address, "account": row.account}
     subject = f"deposit_address:{row.chain}:{row.address}"
     audit.append(session, "deposit_address.added", subject, payload, actor, now, rows=[("deposit_addresses", added.id)])
@@ -143,7 +145,8 @@ def remove_address(
 ) -> AddressRow:
     """Unregister one address (AddressError if it is not registered); audited with who and when.
 
-    Deposits already recorded to it stay as they are; later transfers to it are no longer watched.
+    Deposits already recorded to it stay as they are; later transfers to it are no longer watched on this chain
+    (on an EVM chain they are recorded as unassigned while the address is registered on another EVM chain).
     """
     family = _removal_family(session, family_of, chain, address)
     canon = canonical(family, address)
@@ -156,6 +159,7 @@ def remove_address(
     payload = {"chain": chain, "address": canon, "account": found.account, "registered_at": found.created_at}
     session.delete(found)
     session.flush()
+    bump_generation(session)
     subject = f"deposit_address:{chain}:{canon}"
     audit.append(
         session, "deposit_address.removed", subject, payload, operator, now, rows=[("deposit_addresses", found.id)]
@@ -237,6 +241,7 @@ def import_csv(session: Session, family_of: FamilyOf, text: str, now: datetime, 
     added = [DepositAddress(chain=r.chain, address=r.address, account=r.account, created_at=stamp) for r in new]
     session.add_all(added)
     session.flush()
+    bump_generation(session)
     report.added = len(new)
     if added:
         payload = {"added": len(added), "already_present": report.already_present}
@@ -252,13 +257,20 @@ def list_addresses(session: Session, chain: str | None = None) -> list[DepositAd
     return list(session.exec(stmt))
 
 
-def watch_version(session: Session, chain: str | None) -> tuple[int, int]:
-    """(count, max id) of a chain's addresses (None: of every chain's): changes whenever one is added or removed."""
+def bump_generation(session: Session) -> None:
+    """In the transaction of an address change: every worker's next tick reloads its watch maps."""
+    session.execute(sa.update(GENERATION).where(GENERATION.c.id == 1).values(generation=GENERATION.c.generation + 1))
+
+
+def watch_version(session: Session, chain: str | None) -> tuple[int, int, int]:
+    """(count, max id, generation) of a chain's addresses (None: of every chain's): changes with every add or remove
+    (the generation also when SQLite gives a removed highest id to the next address)."""
     stmt = sa.select(sa.func.count(), sa.func.max(col(DepositAddress.id)))
     if chain is not None:
         stmt = stmt.where(col(DepositAddress.chain) == chain)
     count, max_id = session.execute(stmt).one()
-    return int(count), int(max_id or 0)
+    generation = session.execute(sa.select(GENERATION.c.generation).where(GENERATION.c.id == 1)).scalar()
+    return int(count), int(max_id or 0), int(generation or 0)
 
 
 def watch_map(session: Session, chain: str, family: Family) -> dict[str, tuple[str, str]]:

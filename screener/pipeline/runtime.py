@@ -99,7 +99,7 @@ class ChainRuntime:
     # token hex20 -> decimals read from the chain, filled by the first tick's contract check
     verified_tokens: dict[str, int] = field(default_factory=dict)
     # (count, max id) of the deposit addresses last loaded, and the loaded map (hex20 -> (address, account))
-    watch_version: tuple[int, int] | None = None
+    watch_version: tuple[int, int, int] | None = None
     watch: dict[str, tuple[str, str]] = field(default_factory=dict)
     # EVM chains: our EVM addresses registered on other chains only (hex20 -> (address, ((chain, account), ...)));
     # a transfer to one is recorded as an unassigned deposit (screener.pipeline.addresses.foreign_map)

@@ -82,7 +82,8 @@ class RequestBudget:
             self._paced = _Bucket(share, burst, burst, self.now_s)
 
     def seed(self, day: date, requests: int) -> None:
-        """Start from what the cluster already used today (other workers, earlier runs); the pace bucket too."""
+        """Start from what the cluster already used today (other workers, earlier runs). The pace bucket is not
+        emptied: it holds at most an hour's share, which a restart may spend early."""
         self._roll(day)
         self.used_today = max(self.used_today, requests)
 

@@ -62,29 +62,32 @@ def _word(body: str, index: int) -> str:
 
 
 def decode_transactions_result(result: str) -> ProposedCall:
-    """The ABI tuple (address destination, uint value, bytes data, bool executed)."""
-    body = result[2:] if result.startswith("0x") else result
+    """The ABI tuple (address destination, uint value, bytes data, bool executed).
+
+    DecodeError when the answer is not that tuple at all (the address is not a MultiSigWallet: the index stops
+    and says so). A call too long to be ``addBlackList`` (36 bytes) is returned without its data: it is some
+    other proposal, and must not stop the index.
+    """
+    body = (result[2:] if result.startswith("0x") else result).lower()
     try:
         destination, value = _word(body, 0), int(_word(body, 1), 16)
         offset, executed = int(_word(body, 2), 16), int(_word(body, 3), 16)
         if offset % 32 or executed not in (0, 1) or destination[:24].strip("0"):
             raise DecodeError("transactions() result is not the MultiSigWallet tuple", "check the multisig address")
         length = int(_word(body, offset // 32), 16)
-        if length > MAX_CALLDATA_BYTES:
-            raise DecodeError(f"proposed calldata of {length} bytes", f"at most {MAX_CALLDATA_BYTES} are read")
-        start = 2 * offset + 64
-        data = body[start : start + 2 * length]
-        if len(data) != 2 * length:
-            raise DecodeError("proposed calldata is cut short", "the contract is not a MultiSigWallet")
     except ValueError as exc:
         raise DecodeError(f"transactions() result is not hex: {exc}", "check the multisig address") from None
+    start = 2 * offset + 64
+    data = body[start : start + 2 * length] if length <= MAX_CALLDATA_BYTES else ""
+    if length <= MAX_CALLDATA_BYTES and len(data) != 2 * length:
+        raise DecodeError("proposed calldata is cut short", "the contract is not a MultiSigWallet")
     return ProposedCall("0x" + destination[24:], value, "0x" + data, executed == 1)
 
 
 def proposed_blacklisting(call: ProposedCall, token_hex20: str) -> str | None:
     """The 0x hex20 address an ``addBlackList`` call to ``token_hex20`` would freeze; None for any other call."""
     data = call.data.lower()
-    if call.destination != token_hex20.lower() or not data.startswith(ADD_BLACKLIST_SELECTOR):
+    if call.destination.lower() != token_hex20.lower() or not data.startswith(ADD_BLACKLIST_SELECTOR):
         return None
     word = data[len(ADD_BLACKLIST_SELECTOR) :]
     if len(word) != 64 or word[:24].strip("0"):

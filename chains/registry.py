@@ -171,13 +171,21 @@ def _override_tokens(base: ChainSpec, tokens: Mapping[str, str], same_chain: boo
     return tuple(result.values())
 
 
-def _override_multisigs(base: ChainSpec, multisigs: Mapping[str, str], same_chain: bool) -> tuple[MultisigSpec, ...]:
-    """token symbol -> multisig address ('' removes it); the registry's belong to the registry's chain id only."""
-    result = {m.token_symbol: m for m in base.issuer_multisigs} if same_chain else {}
+def _override_multisigs(
+    base: ChainSpec, multisigs: Mapping[str, str], same_chain: bool, symbols: set[str]
+) -> tuple[MultisigSpec, ...]:
+    """token symbol -> multisig address ('' removes it); the registry's belong to the registry's chain id only,
+    and lapse with their token. A configured one for a symbol the chain does not watch is refused."""
+    result = {m.token_symbol: m for m in base.issuer_multisigs if m.token_symbol in symbols} if same_chain else {}
     for symbol, address in multisigs.items():
         if not address:
             result.pop(symbol, None)
             continue
+        if symbol not in symbols:
+            raise ConfigError(
+                f"chains.{base.name}.issuer_multisigs.{symbol}: the chain watches no token {symbol!r}",
+                f"use one of {', '.join(sorted(symbols))} (symbols are case-sensitive)",
+            )
         try:
             result[symbol] = MultisigSpec(symbol, canonical(base.family, address), "gnosis_multisigwallet")
         except AddressError as exc:
@@ -210,7 +218,7 @@ def resolve_chain(name: str, overrides: Mapping[str, Any] | None = None) -> Chai
     chain_id = int(ovr.get("chain_id", base.chain_id))
     same_chain = chain_id == base.chain_id
     tokens = _override_tokens(base, ovr.get("tokens") or {}, same_chain=same_chain)
-    multisigs = _override_multisigs(base, ovr.get("issuer_multisigs") or {}, same_chain)
+    multisigs = _override_multisigs(base, ovr.get("issuer_multisigs") or {}, same_chain, {t.symbol for t in tokens})
     tag = ovr.get("finality_tag", base.finality_tag)
     if tag is not None and tag not in FINALITY_TAGS:
         raise ConfigError(f"chains.{name}.finality_tag must be one of {FINALITY_TAGS}", "fix the setting")

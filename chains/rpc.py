@@ -118,10 +118,12 @@ class RpcClient:
                 ep.budget = BudgetSlot(RequestBudget(ep.budget.budget.limits, now_s=clock()))
 
     def share_budgets(self, other: RpcClient) -> None:
-        """Spend ``other``'s budgets for the same endpoints: two clients of one process, one provider key."""
-        slots = {ep.url: ep.budget for ep in other.endpoints}
+        """Spend ``other``'s budgets, and keep its suspensions, for the same endpoints: two clients of one
+        process, one provider key."""
+        theirs = {ep.url: ep for ep in other.endpoints}
         for ep in self.endpoints:
-            ep.budget = slots.get(ep.url, ep.budget)
+            if ep.url in theirs:
+                ep.budget, ep.suspension = theirs[ep.url].budget, theirs[ep.url].suspension
 
     # --- endpoint selection -------------------------------------------------------------------------
     def candidates(self) -> list[Endpoint]:
@@ -315,10 +317,10 @@ class RpcClient:
     def _acquire(self, ep: Endpoint) -> None:
         """Wait (bounded) for ``ep``'s budget and count the request; OverBudget, sending nothing, if it may not go."""
         now = self._clock()
-        if ep.suspended_until > now:
+        if ep.suspension.until_s > now:
             ep.stats.over_budget += 1
             raise OverBudget(
-                f"{ep.label} suspended us for another {ep.suspended_until - now:.0f}s", "another endpoint is tried"
+                f"{ep.label} suspended us for another {ep.suspension.until_s - now:.0f}s", "another endpoint is tried"
             )
         slot = ep.budget
         if slot is None:
@@ -359,7 +361,8 @@ class RpcClient:
                 ep.budget.budget.slow_down(now)
         if wait_s is None or wait_s <= self.retry.retry_after_cap_s:
             return self._transient(ep, what, wait_s)
-        ep.suspended_until = max(ep.suspended_until, now + wait_s)
+        wait_s = min(wait_s, self.retry.max_suspension_s)
+        ep.suspension.until_s = max(ep.suspension.until_s, now + wait_s)
         ep.cooldown_until = max(ep.cooldown_until, now + wait_s)
         ep.stats.errors += 1
         ep.stats.last_error = what

@@ -52,6 +52,8 @@ class RetryPolicy:
     cooldown_s: float = 30.0
     # A request waits for its endpoint's budget at most this long; beyond it the endpoint is passed over.
     budget_wait_cap_s: float = 5.0
+    # A provider's stated wait (Retry-After, "suspended for 30s") is honoured up to this; a longer one is cut here.
+    max_suspension_s: float = 900.0
 
 
 @dataclass
@@ -76,6 +78,13 @@ class EndpointStats:
 
 
 @dataclass
+class Suspension:
+    """Until when (monotonic s) the provider said not to ask: shared by the clients of one process, one key."""
+
+    until_s: float = 0.0
+
+
+@dataclass
 class BudgetSlot:
     """An endpoint's request budget and the lock of the threads (and clients) that share it."""
 
@@ -92,5 +101,5 @@ class Endpoint:
     refused_reason: str | None = None
     cooldown_until: float = 0.0
     budget: BudgetSlot | None = None
-    # The provider said not to ask before this (monotonic s): TronGrid's suspension, a long Retry-After.
-    suspended_until: float = 0.0
+    # The provider said not to ask before this: TronGrid's suspension, a long Retry-After.
+    suspension: Suspension = field(default_factory=Suspension)

@@ -104,8 +104,10 @@ class RpcEndpointSettings(_Section):
     """One endpoint with its provider's request budget (TronGrid's free key: 100,000 requests a day)."""
 
     url: str = Field(min_length=1)
-    requests_per_s: float | None = Field(default=None, gt=0, le=100_000)
-    requests_per_day: int | None = Field(default=None, ge=1, le=10**12)
+    # Lower bounds: below 0.5/s one request would wait longer than a retry may; below 100 a day a poll could not
+    # run (a tick needs up to 6 requests in a row, and the day's bucket holds at least 32 of them).
+    requests_per_s: float | None = Field(default=None, ge=0.5, le=100_000)
+    requests_per_day: int | None = Field(default=None, ge=100, le=10**12)
 
 
 class ChainSettings(_Section):

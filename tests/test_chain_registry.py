@@ -59,6 +59,15 @@ def test_decimals_and_well_known_contracts() -> None:
     assert all(not spec.issuer_multisigs for name, spec in reg.items() if name != "ethereum")
 
 
+def test_a_multisig_for_a_token_the_chain_does_not_watch_is_refused() -> None:
+    from chains.registry import resolve_chain
+    from screener_base.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="watches no token 'usdt'"):
+        resolve_chain("ethereum", {"issuer_multisigs": {"usdt": "0x" + "11" * 20}})
+    assert not resolve_chain("ethereum", {"tokens": {"USDT": ""}}).issuer_multisigs  # lapses with its token
+
+
 def test_registry_file_records_verification() -> None:
     data = json.loads(Path(REGISTRY_PATH).read_text())
     for chain in data["chains"].values():

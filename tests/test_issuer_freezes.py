@@ -107,8 +107,14 @@ def test_a_proposal_is_read_from_the_stored_call_not_trusted_from_anywhere() -> 
     issue = bytes.fromhex("cc872b66") + (10**6).to_bytes(32, "big")  # issue(uint256): not a freeze
     other = "0x" + encode(["address", "uint256", "bytes", "bool"], [token, 0, issue, False]).hex()
     assert proposed_blacklisting(decode_transactions_result(other), token) is None
+    huge = "0x" + encode(["address", "uint256", "bytes", "bool"], [token, 0, b"\1" * 5000, False]).hex()
+    assert proposed_blacklisting(decode_transactions_result(huge), token) is None, "some other proposal: no stop"
+    upper = "0x" + stored[2:].upper()
+    assert proposed_blacklisting(decode_transactions_result(upper), token) == PROPOSED
     with pytest.raises(DecodeError):
         decode_transactions_result(stored[:-64])
+    with pytest.raises(DecodeError):  # not a MultiSigWallet at all: the index stops and says so
+        decode_transactions_result("0x")
 
 
 def _propose(node: Anvil, multisig: str, signer: str, token: str, data: str) -> deploy.TxResult:

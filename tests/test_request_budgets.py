@@ -178,16 +178,17 @@ def test_a_trongrid_like_limiter_slows_the_chain_down_and_nothing_is_lost(env: C
 
 
 def test_a_daily_budget_stretches_the_catch_up_over_days_and_status_shows_it(env: ChainEnv, tmp_path: Path) -> None:
-    """requests_per_day = 60 on a simulated clock: after a burst of 32 requests the catch-up is paced to the day's
-    share (2.5 an hour) and runs into the next UTC day; the provider never sees more than 60 requests in a day, so
-    it never refuses; every deposit is recorded; status, metrics and the usage table count the day's requests."""
+    """requests_per_day = 100 (the least allowed) on a simulated clock: after a burst of 32 requests the catch-up is
+    paced to the day's share (about 4 an hour) and runs into the next UTC day; the provider never sees more than 100
+    requests in a day, so it never refuses; every deposit is recorded; status, metrics and the usage table count
+    the day's requests."""
     engine = make_engine(f"sqlite:///{tmp_path / 'd.db'}")
     upgrade(engine)
     clock = FakeClock(START)
-    gate = TronGridGate(qps=20, per_day=60, over_day_qps=0, clock=clock.mono, wall=clock.wall)
+    gate = TronGridGate(qps=20, per_day=100, over_day_qps=0, clock=clock.mono, wall=clock.wall)
     with FaultProxy(env.node.url, gate=gate) as grid:
-        url = {"url": grid.url, "requests_per_s": 10, "requests_per_day": 60}
-        settings = env.settings(str(engine.url), rpc_urls=[url], max_block_range=5, confirmations=0)
+        url = {"url": grid.url, "requests_per_s": 10, "requests_per_day": 100}
+        settings = env.settings(str(engine.url), rpc_urls=[url], max_block_range=3, confirmations=0)
         register(engine, settings, CHAIN, {TO: "acct"})
         failed = _tick_through(engine, env, settings, clock, max_ticks=2000)
         rt = runtime(settings, CHAIN)
@@ -199,14 +200,14 @@ def test_a_daily_budget_stretches_the_catch_up_over_days_and_status_shows_it(env
         rt.close()
     assert failed > 0, "the budget never made a tick wait: the test proves nothing"
     assert not gate.answered, f"the provider refused {dict(gate.answered)}: the budget let too much through"
-    assert max(gate.served_per_day.values()) <= 60 and len(gate.served_per_day) >= 2, dict(gate.served_per_day)
+    assert max(gate.served_per_day.values()) <= 100 and len(gate.served_per_day) >= 2, dict(gate.served_per_day)
     truth = ground_truth(env.node, {env.usdt.lower(), env.usdc.lower()}, {TO})
     assert keys(recorded(engine, CHAIN)) == truth and len(truth) == 8
     with session_scope(engine) as session:
         snap = collect(session, settings, clock.wall())
     (view,) = snap.rpc_budgets
-    assert view.requests_per_day == 60 and view.requests_today == 2  # its eth_chainId check and the call
-    assert f"rpc budget: {CHAIN} {view.endpoint}: 2/60 today (3%), 10/s" in status_text(snap, 24.0)
+    assert view.requests_per_day == 100 and view.requests_today == 2  # its eth_chainId check and the call
+    assert f"rpc budget: {CHAIN} {view.endpoint}: 2/100 today (2%), 10/s" in status_text(snap, 24.0)
     assert exposition_has(snap, f'screener_rpc_requests_today{{chain="{CHAIN}",endpoint="{view.endpoint}"}} 2')
 
 
@@ -254,3 +255,26 @@ def test_requests_per_poll_are_as_documented(env: ChainEnv, tmp_path: Path) -> N
         assert spent(mixer) == 2
     finally:
         rt.close()
+
+
+def test_a_suspension_is_capped_and_shared_by_the_poll_and_index_clients(env: ChainEnv) -> None:
+    """A Retry-After of a billion seconds passes the endpoint over for max_suspension_s, not for good; the index
+    runtime's client (share_budgets) does not ask the suspended key meanwhile either."""
+    clock = FakeClock(START)
+    with FaultProxy(env.node.url, [Fault("http429", times=1, retry_after_s=10**9)]) as grid:
+        poll = RpcClient([grid.url], chain_id=env.node.chain_id, retry=FAST_RETRY, limits=[BudgetLimits(5, None)])
+        index = RpcClient([grid.url], chain_id=env.node.chain_id, retry=FAST_RETRY, limits=[BudgetLimits(5, None)])
+        for client in (poll, index):
+            client.use_clock(clock.mono, clock.sleep, clock.wall)
+        index.share_budgets(poll)
+        try:
+            with pytest.raises(OverBudget, match="not asked again for 900s"):
+                poll.call("eth_blockNumber", [])
+            with pytest.raises(OverBudget, match="suspended us"):
+                index.call("eth_blockNumber", [])
+            assert grid.injected["http429"] == 1 and not grid.requests
+            clock.sleep(FAST_RETRY.max_suspension_s)
+            assert int(index.call("eth_blockNumber", []), 16) == env.node.block_number()
+        finally:
+            poll.close()
+            index.close()

@@ -67,7 +67,7 @@ def test_retry_after_is_waited_up_to_the_cap_and_a_longer_one_passes_the_endpoin
         assert proxy.injected["http429"] == 2
     assert sleeps == [0.2]
     first = c.endpoints[0]
-    assert first.stats.rate_limited == 2 and first.stats.refused == 0 and first.suspended_until > 0
+    assert first.stats.rate_limited == 2 and first.stats.refused == 0 and first.suspension.until_s > 0
     assert c.candidates()[0].url == anvil.url
 
 

@@ -66,16 +66,16 @@ def index_source(runtime: ChainRuntime, settings: Settings) -> IndexSource:
         tokens=tuple(sorted(t.hex20 for t in spec.tokens)),
         blacklist_tokens=blacklist,
         multisigs=multisigs,
-        call_at=lambda to, data, block: _call_at(runtime, to, data, block),
+        call=lambda to, data: _call_latest(runtime, to, data),
     )
 
 
-def _call_at(runtime: ChainRuntime, to: str, data: str, block: int) -> str:
-    """eth_call at ``block`` on the first endpoint that answers; raises (the range is retried) when none does."""
-    what = f"eth_call to {to} at block {block}"
+def _call_latest(runtime: ChainRuntime, to: str, data: str) -> str:
+    """eth_call at the latest block on the first endpoint that answers; raises (the range is retried) if none does."""
+    what = f"eth_call to {to}"
 
     def call(ep: Endpoint) -> str:
-        result = runtime.client.call("eth_call", [{"to": to, "data": data}, hex(block)], endpoint=ep)
+        result = runtime.client.call("eth_call", [{"to": to, "data": data}, "latest"], endpoint=ep)
         if not isinstance(result, str):
             raise RpcRequestError(f"{what} returned {type(result).__name__}", "the node does not serve eth_call")
         return result

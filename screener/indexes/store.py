@@ -68,6 +68,8 @@ class MultisigWatch:
     token: BlacklistToken
 
 
+# Bumped when the blacklist decoder learns an event or a layout (2: destroyed funds, USD₮0, Tron's indexed Tether).
+BLACKLIST_DECODER = "v2"
 # Who the interface column names for a fact read from the issuer's multisig instead of the token.
 MULTISIG_INTERFACE = "multisig"
 PROPOSED_ACTION = "proposed"
@@ -95,13 +97,14 @@ class IndexSource:
     tokens: tuple[str, ...] = ()  # 0x hex20 of the watched USDT/USDC contracts (two-hop funding lookups)
     blacklist_tokens: tuple[BlacklistToken, ...] = ()
     multisigs: tuple[MultisigWatch, ...] = ()
-    # eth_call(to, data) at a block: reads a multisig's stored proposal back (required when multisigs are set)
-    call_at: Callable[[str, str, int], str] | None = None
+    # eth_call(to, data) at the latest block: reads a multisig's stored proposal back (required with multisigs)
+    call: Callable[[str, str], str] | None = None
 
     def contracts(self, kind: str) -> list[str]:
         if kind == IndexKind.MIXER:
             return sorted(self.mixer_pools)
-        tokens = [f"{t.hex20}:{t.interface}" for t in self.blacklist_tokens]
+        # The decoder's version is part of what was scanned: ranges read before it knew an event are read again.
+        tokens = [f"{t.hex20}:{t.interface}:{BLACKLIST_DECODER}" for t in self.blacklist_tokens]
         return sorted(tokens + [f"{m.hex20}:{MULTISIG_INTERFACE}:{m.token.hex20}" for m in self.multisigs])
 
     def fingerprint(self, kind: str) -> str:
@@ -232,20 +235,18 @@ def _fetch_blacklist(source: IndexSource, lo: int, hi: int, now: datetime) -> li
 def _proposals(source: IndexSource, submissions: list[Submission]) -> list[tuple[Submission, BlacklistToken, str]]:
     """The submissions that propose ``addBlackList`` on the multisig's own token, with the address to freeze.
 
-    Each proposal is read back at the Submission's block (the log does not carry the call); any other proposal
+    Each proposal is read back (the log does not carry the call; what was proposed never changes); any other proposal
     (issue, redeem, removeBlackList, ...) is not a fact for screening.
     """
     if not submissions:
         return []
-    if source.call_at is None:
+    if source.call is None:
         raise ChainError(f"{source.chain}: multisig submissions but no eth_call reader", "build the source with one")
     by_multisig = {m.hex20: m for m in source.multisigs}
     out = []
     for sub in submissions:
         watch = by_multisig[sub.multisig]
-        call = decode_transactions_result(
-            source.call_at(watch.hex20, transactions_call(sub.transaction_id), sub.block_number)
-        )
+        call = decode_transactions_result(source.call(watch.hex20, transactions_call(sub.transaction_id)))
         target = proposed_blacklisting(call, watch.token.hex20)
         if target is not None:
             out.append((sub, watch.token, from_hex20(source.family, target)))

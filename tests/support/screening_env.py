@@ -64,7 +64,7 @@ def anvil_source(
         tokens=tuple(t.lower() for t in tokens),
         blacklist_tokens=tuple(blacklist_tokens),
         multisigs=tuple(multisigs),
-        call_at=lambda to, data, block: str(node.rpc("eth_call", [{"to": to, "data": data}, hex(block)])),
+        call=lambda to, data: str(node.rpc("eth_call", [{"to": to, "data": data}, "latest"])),
     )
 
 

@@ -88,15 +88,20 @@ class TransactionWatch:
         self.thread.join(timeout=30)
 
     def _run(self) -> None:
-        probe = self._sqlite_probe if self.url.startswith("sqlite") else self._pg_probe()
-        while not self.stop.is_set() and self.daemon.alive():
-            # seen twice 3 ms apart: most likely one long transaction (recording and deciding deposits takes
-            # 5-40 ms; the many short reads of a tick take about 1 ms), so the kill lands mid-write
-            if probe() and (time.sleep(0.003) or probe()):
-                self.daemon.proc.send_signal(signal.SIGKILL)
-                self.fired = True
-                return
-            time.sleep(0.001)
+        engine = None if self.url.startswith("sqlite") else make_engine(self.url)
+        probe = self._sqlite_probe if engine is None else self._pg_probe(engine)
+        try:
+            while not self.stop.is_set() and self.daemon.alive():
+                # seen twice 3 ms apart: most likely one long transaction (recording and deciding deposits takes
+                # 5-40 ms; the many short reads of a tick take about 1 ms), so the kill lands mid-write
+                if probe() and (time.sleep(0.003) or probe()):
+                    self.daemon.proc.send_signal(signal.SIGKILL)
+                    self.fired = True
+                    return
+                time.sleep(0.001)
+        finally:
+            if engine is not None:  # its pooled connections, closed rather than left to the collector
+                engine.dispose()
 
     def _sqlite_probe(self) -> bool:
         conn = sqlite3.connect(self.url.removeprefix("sqlite:///"), timeout=0, isolation_level=None)
@@ -109,8 +114,7 @@ class TransactionWatch:
         finally:
             conn.close()
 
-    def _pg_probe(self) -> Callable[[], bool]:
-        engine = make_engine(self.url)
+    def _pg_probe(self, engine: Engine) -> Callable[[], bool]:
         query = sa.text(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
             "AND pid <> pg_backend_pid() AND backend_xid IS NOT NULL"

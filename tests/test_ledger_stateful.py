@@ -238,5 +238,6 @@ def test_ledger_matches_model() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # 400 examples of 60 steps: about 7 minutes on a slow 2-core machine, past the default 300 s
 def test_ledger_matches_model_long() -> None:
     _run(max_examples=400, steps=60)

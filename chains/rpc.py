@@ -306,13 +306,8 @@ class RpcClient:
         with slot.lock:
             wall = self._wall()
             wait = slot.budget.admit_s(requests, self._clock(), wall.date())
-            if wait > self.retry.budget_wait_cap_s:
-                ep.stats.over_budget += 1
-                raise self._over_budget(ep, slot.budget, wait, wall)
-        if wait > 0:
-            ep.stats.budget_waits += 1
-            ep.stats.budget_wait_s_total += wait
-            self._sleep(wait)
+            self._refuse_beyond_cap(ep, slot.budget, wait, wall)
+        self._wait_for_budget(ep, wait)
 
     def _acquire(self, ep: Endpoint) -> None:
         """Wait (bounded) for ``ep``'s budget and count the request; OverBudget, sending nothing, if it may not go."""
@@ -328,14 +323,20 @@ class RpcClient:
         with slot.lock:  # held while waiting: the threads sharing a budget queue for it
             wall = self._wall()
             wait = slot.budget.wait_s(now, wall.date())
-            if wait > self.retry.budget_wait_cap_s:
-                ep.stats.over_budget += 1
-                raise self._over_budget(ep, slot.budget, wait, wall)
-            if wait > 0:
-                ep.stats.budget_waits += 1
-                ep.stats.budget_wait_s_total += wait
-                self._sleep(wait)
+            self._refuse_beyond_cap(ep, slot.budget, wait, wall)
+            self._wait_for_budget(ep, wait)
             slot.budget.spend(self._clock(), wall.date())
+
+    def _refuse_beyond_cap(self, ep: Endpoint, budget: RequestBudget, wait_s: float, wall: datetime) -> None:
+        if wait_s > self.retry.budget_wait_cap_s:
+            ep.stats.over_budget += 1
+            raise self._over_budget(ep, budget, wait_s, wall)
+
+    def _wait_for_budget(self, ep: Endpoint, wait_s: float) -> None:
+        if wait_s > 0:
+            ep.stats.budget_waits += 1
+            ep.stats.budget_wait_s_total += wait_s
+            self._sleep(wait_s)
 
     def _over_budget(self, ep: Endpoint, budget: RequestBudget, wait_s: float, wall: datetime) -> OverBudget:
         if math.isinf(wait_s):

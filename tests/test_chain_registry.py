@@ -133,3 +133,13 @@ def test_settings_map_onto_the_spec() -> None:
     rt = build_chain_runtime(settings, "ethereum")
     assert rt.sizer.span == 10 and rt.client.chain_id == 1
     rt.close()
+
+
+def test_every_registry_interface_is_one_the_decoder_knows() -> None:
+    """The index skips an interface it does not know: a typo in stablecoins.json would read no freezes at all."""
+    from chains.blacklists import Interface
+
+    known = {i.value for i in Interface}
+    for chain, spec in registry().items():
+        for token in spec.tokens:
+            assert set(token.blacklist_interfaces) <= known, (chain, token.symbol, token.blacklist_interfaces)

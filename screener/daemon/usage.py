@@ -61,7 +61,16 @@ def flush_usage(engine: Engine, chain: str, client: RpcClient, flushed: Flushed,
                 .where(*(USAGE.c[name] == value for name, value in key.items()))
                 .values(requests=USAGE.c.requests + delta, updated_at=now)
             )
+        # The day's totals, other workers' requests included, read back in the same transaction.
+        days = sorted({day.isoformat() for day, _ in deltas.values()})
+        rows = session.execute(
+            sa.select(USAGE.c.endpoint, USAGE.c.day, USAGE.c.requests).where(
+                USAGE.c.chain == chain, USAGE.c.day.in_(days)
+            )
+        )
+        totals = {(str(endpoint), str(day)): int(requests) for endpoint, day, requests in rows}
     for label, (day, _) in deltas.items():
-        total = day_totals(engine, chain, day).get(label[:255], 0)
-        client.seed_budget(label, day, total)
-        flushed[label] = (day, max(total, client.budget_use()[label].requests_today))
+        client.seed_budget(label, day, totals.get((label[:255], day.isoformat()), 0))
+    for label, use in client.budget_use().items():
+        if label in deltas and use.day is not None:
+            flushed[label] = (use.day, use.requests_today)

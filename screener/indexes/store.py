@@ -19,7 +19,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, or_, select
@@ -196,40 +196,53 @@ def _fetch_blacklist(source: IndexSource, lo: int, hi: int, now: datetime) -> li
     times = _times(source, [e.block_number for e in events] + [s.block_number for s, _, _ in proposals])
     by_contract = {t.contract: t for t in source.blacklist_tokens}
     rows = [
-        BlacklistEventRow(
-            chain=source.chain,
-            token_symbol=by_contract[e.token_contract].symbol,
-            token_contract=e.token_contract,
-            interface=e.interface.value,
-            action=e.action.value,
-            address=e.address,
-            tx_hash=e.tx_hash,
-            log_index=e.log_index,
-            block_number=e.block_number,
-            block_hash=e.block_hash,
-            block_time=times[e.block_number],
-            indexed_at=now,
-        )
+        _fact_row(source, by_contract[e.token_contract], e.interface.value, e.action.value, e.address, e, times, now)
         for e in events
     ]
     rows += [
-        BlacklistEventRow(
-            chain=source.chain,
-            token_symbol=token.symbol,
-            token_contract=token.contract,
-            interface=MULTISIG_INTERFACE,
-            action=PROPOSED_ACTION,
-            address=address,
-            tx_hash=s.tx_hash,
-            log_index=s.log_index,
-            block_number=s.block_number,
-            block_hash=s.block_hash,
-            block_time=times[s.block_number],
-            indexed_at=now,
-        )
+        _fact_row(source, token, MULTISIG_INTERFACE, PROPOSED_ACTION, address, s, times, now)
         for s, token, address in proposals
     ]
     return sorted(rows, key=lambda r: (r.block_number, r.log_index))
+
+
+class _LogPosition(Protocol):
+    """Where a fact's log is: BlacklistEvent and Submission both say it the same way."""
+
+    @property
+    def tx_hash(self) -> str: ...
+    @property
+    def log_index(self) -> int: ...
+    @property
+    def block_number(self) -> int: ...
+    @property
+    def block_hash(self) -> str: ...
+
+
+def _fact_row(
+    source: IndexSource,
+    token: BlacklistToken,
+    interface: str,
+    action: str,
+    address: str,
+    log: _LogPosition,
+    times: Mapping[int, datetime],
+    now: datetime,
+) -> BlacklistEventRow:
+    return BlacklistEventRow(
+        chain=source.chain,
+        token_symbol=token.symbol,
+        token_contract=token.contract,
+        interface=interface,
+        action=action,
+        address=address,
+        tx_hash=log.tx_hash,
+        log_index=log.log_index,
+        block_number=log.block_number,
+        block_hash=log.block_hash,
+        block_time=times[log.block_number],
+        indexed_at=now,
+    )
 
 
 def _proposals(source: IndexSource, submissions: list[Submission]) -> list[tuple[Submission, BlacklistToken, str]]:
